@@ -133,3 +133,17 @@ def test_sample_to_file(model, tmp_path):
     assert not list(tmp_path.glob('.*.tmp'))
     with pytest.raises(FaceVAEError, match='no model'):
         sample_to_file(tmp_path/'nothing', out=tmp_path/'x.png')
+
+
+def test_run_faces_reopens_the_runs_generated_faces(model, tmp_path):
+    import json
+    from facevae_nb.generate import run_faces, run_split
+    run = tmp_path/'run'; save_vae(model, run/'model.safetensors')
+    (run/'config.json').write_text(json.dumps({'data': {'data': 'generated', 'image_size': 16, 'n_faces': 20,
+                                                        'seed': 0, 'holdout': None}}))
+    faces = run_faces(run)
+    assert len(faces) == 20 and faces.image_size == 16
+    assert torch.equal(run_split(run, faces, 'valid'), faces.indices('valid'))
+    assert run_faces(run, faces) is faces                                   # an opened cache passes through
+    (run/'config.json').write_text(json.dumps({'data': {'data': str(tmp_path/'gone'), 'image_size': 16}}))
+    with pytest.raises(FaceVAEError, match='not there any more'): run_faces(run)

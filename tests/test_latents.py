@@ -11,7 +11,7 @@ from facevae_nb.data import FaceCache, CELEBA_ATTRS, write_celeba
 from facevae_nb.latents import (Encodings, active_units, latent_stats, pca, pick_dims, plot_latent_hists,
                                 plot_kl_per_dim, plot_aggregate, plot_pca, latent_summary, encode_images,
                                 encode_split, latent_figures)
-from facevae_nb.model import make_vae, save_vae
+from facevae_nb.model import make_vae, save_vae, load_run
 
 
 def planted(n=3000, d=12, active=(1, 4, 5, 9), seed=0):
@@ -143,3 +143,23 @@ def test_latent_figures_writes_pngs(small, tmp_path):
     assert not list((tmp_path/'figs').glob('.*'))               # no temporary files left
     with pytest.raises(FaceVAEError, match='no model'):
         latent_figures(tmp_path/'missing', str(src), out=tmp_path/'x.png')
+
+
+def test_latent_figures_on_a_holdout_run(tmp_path):
+    "A real (tiny) training run with a holdout: the figures encode exactly the held-out faces, found from config.json."
+    from facevae_nb.train import run_training
+    from facevae_nb.generate import run_faces, run_split
+    rng = np.random.default_rng(2)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (40, 22, 18, 3), dtype=np.uint8),
+                       rng.random((40, 40)) < 0.5, np.zeros(40, int))            # all 'train', like celeba-sample
+    run = run_training(str(src), out=str(tmp_path/'run'), image_size=16, epochs=1, batch_size=10, latent_dim=4,
+                       widths='8,16', holdout=10, amp=False, device='cpu', quiet=True)
+    faces = run_faces(run)
+    assert faces.image_size == 16 and len(faces) == 40
+    valid = run_split(run, faces, 'valid')
+    assert sorted(faces.names[i] for i in valid) == [f'{i:06d}.jpg' for i in range(31, 41)]
+    with pytest.raises(FaceVAEError, match="split 'train' or 'all'"): run_split(run, faces, 'test')
+    enc = encode_split(load_run(run, device='cpu'), faces, 'valid', index=valid)
+    assert len(enc) == 10 and torch.equal(enc.index, valid)
+    paths = latent_figures(run, out=tmp_path/'l.png', k=4, attr='Male', device='cpu')   # data and split from the run
+    assert [p.name for p in paths] == ['l.png', 'l_mu_hist.png', 'l_z_hist.png'] and all(p.is_file() for p in paths)
