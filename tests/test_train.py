@@ -14,7 +14,15 @@ from facevae_nb.model import make_vae
 from facevae_nb.train import fit, load_checkpoint, run_training, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(image_size=32, latent_dim=16, widths='16,32,64')      # a model that trains in milliseconds per step
+TINY = ['--image-size', '32', '--latent-dim', '16', '--widths', '16,32,64', '--n-faces', '400', '--device', 'cpu', '--quiet']
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    "Tiny models run fastest on one thread (and the machine is shared); restored afterwards."
+    old = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def _blobs(n=320, s=32, seed=0):
@@ -110,16 +118,16 @@ def test_malicious_checkpoint_is_refused(tmp_path):
 
 N_FACES = 400
 SCRIPT = textwrap.dedent('''
-    import os, sys, json, torch
-    from pathlib import Path
+    # `facevae train ARGS` through the real command line, keeping a handle on the trained model of each rank
+    import os, sys
     from safetensors.torch import save_file
-    import facevae_nb.train as T
-    seen = {}
-    _fit = T.fit
+    import facevae_nb.train as T, facevae_nb.cli as cli
+    seen, _fit = {}, T.fit
     def fit(model, *a, **k): seen['model'] = model; return _fit(model, *a, **k)
     T.fit = fit
-    out, kw = sys.argv[1], json.loads(sys.argv[2])
-    T.run_training(data='generated', out=out, device='cpu', quiet=True, **kw)
+    out = sys.argv[sys.argv.index('--out') + 1]
+    rc = cli.main(['train'] + sys.argv[1:])
+    if rc: sys.exit(rc)
     rank = int(os.environ.get('RANK', 0))
     save_file({k: v.detach().contiguous() for k, v in seen['model'].state_dict().items()}, f'{out}/final_rank{rank}.safetensors')
 ''')
@@ -139,9 +147,10 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS='1', IN_TEST='1', PYTHONPATH=str(ROOT))
 
 
-def _train(script, out, resume=False, **kw):
-    kw = dict(TINY, n_faces=N_FACES, epochs=3, batch_size=32, ckpt_every=3, seed=1, resume=resume, **kw)
-    return subprocess.Popen([sys.executable, str(script), str(out), json.dumps(kw)], env=_env(),
+def _train(script, out, *args):
+    "Start `facevae train` on the tiny model in a subprocess (3 epochs, a checkpoint every 3 steps)."
+    args = [*TINY, '--out', str(out), '--epochs', '3', '--batch-size', '32', '--ckpt-every', '3', '--seed', '1', *args]
+    return subprocess.Popen([sys.executable, str(script), *args], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -164,7 +173,7 @@ def test_exact_resume_after_sigkill(script, tmp_path):
     step_at_kill = json.loads(last.read_text())['step']
     total = json.loads((tmp_path/'killed'/'config.json').read_text())['data']['n_train'] // 32 * 3
     assert step_at_kill < total
-    resumed = _train(script, tmp_path/'killed', resume=True)
+    resumed = _train(script, tmp_path/'killed', '--resume')
     for p in (full, resumed):
         o, e = p.communicate(timeout=300); assert p.returncode == 0, e[-3000:]
     assert _weights_equal(tmp_path/'full'/'final_rank0.safetensors', tmp_path/'killed'/'final_rank0.safetensors')
@@ -177,11 +186,11 @@ def test_exact_resume_after_sigkill(script, tmp_path):
 
 def test_ddp_two_processes_on_cpu(script, tmp_path):
     "torchrun with 2 CPU processes: both ranks end identical, and the loss matches a 1-process run with the same global batch."
-    kw = json.dumps(dict(TINY, n_faces=N_FACES, epochs=2, batch_size=32, seed=0))
+    args = [*TINY, '--epochs', '2', '--batch-size', '32', '--seed', '0']
     ddp = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                            str(script), str(tmp_path/'ddp'), kw], env=_env(), stdout=subprocess.PIPE,
+                            str(script), *args, '--out', str(tmp_path/'ddp')], env=_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    one = subprocess.Popen([sys.executable, str(script), str(tmp_path/'one'), kw], env=_env(),
+    one = subprocess.Popen([sys.executable, str(script), *args, '--out', str(tmp_path/'one')], env=_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for p in (ddp, one):
         o, e = p.communicate(timeout=300); assert p.returncode == 0, e[-3000:]
@@ -191,5 +200,9 @@ def test_ddp_two_processes_on_cpu(script, tmp_path):
     a = [json.loads(l) for l in (tmp_path/'ddp'/'metrics.jsonl').read_text().splitlines()][-1]
     b = [json.loads(l) for l in (tmp_path/'one'/'metrics.jsonl').read_text().splitlines()][-1]
     assert a['step'] == b['step']                           # same global batch: same number of steps
-    assert abs(a['loss'] - b['loss']) < 0.05*abs(b['loss']), (a['loss'], b['loss'])
+    # the training loss itself carries log(sigma) with sigma estimated per batch -- per rank's half batch under DDP --
+    # so compare what it measures: reconstruction error and KL of the training batches, and the validation numbers
+    assert abs(a['mse'] - b['mse']) < 0.05*b['mse'], (a['mse'], b['mse'])
+    assert abs(a['kl'] - b['kl']) < 0.15*b['kl'], (a['kl'], b['kl'])
+    assert abs(a['val_nelbo_bpd'] - b['val_nelbo_bpd']) < 0.05, (a['val_nelbo_bpd'], b['val_nelbo_bpd'])
     assert abs(a['val_psnr'] - b['val_psnr']) < 0.5, (a['val_psnr'], b['val_psnr'])
