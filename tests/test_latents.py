@@ -95,6 +95,11 @@ def test_figures_have_expected_axes_and_titles():
     assert sorted(t.get_text().split(' (')[0] for t in ax.get_legend().get_texts()) == ['not smiling', 'smiling']
     with pytest.raises(FaceVAEError): plot_pca(enc, 'Smilling')
 
+    wide = Encodings(10*enc.mu, enc.logvar, enc.attrs)             # codes far outside ±4 are not cut off
+    ax = plot_latent_hists(wide, k=1).axes[0]
+    d = int(ax.get_title().split()[0][1:])                          # title 'z<d> KL ...'
+    assert ax.get_xlim()[0] <= wide.mu[:, d].min() and ax.get_xlim()[1] >= wide.mu[:, d].max() > 4
+
     s = latent_summary(enc, 'Male')
     assert len(s.axes) == 4 and s._suptitle.get_text() == 'Latent space of 3000 images (valid)'
     import matplotlib.pyplot as plt; plt.close('all')
