@@ -97,6 +97,9 @@ def test_time_budget_stops_annealed_with_checkpoint(tmp_path):
     assert r['metrics'][-1]['lr'] < 0.1*cfg.lr                                # the schedule was laid out over the budget
     ck = load_checkpoint(tmp_path/'run'/'checkpoints')
     assert ck['step'] == r['step'] and (tmp_path/'run'/'model.safetensors').exists()
+    r2 = fit(_tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, cfg, out=tmp_path/'run',
+             resume=True, device='cpu', quiet=True)                  # the budget counts across resumes: nothing left
+    assert r2['stopped'] == 'time' and r2['step'] == r['step'] and r2['metrics'] == r['metrics']
 
 
 def test_malicious_checkpoint_is_refused(tmp_path):
