@@ -11,11 +11,19 @@ from facevae_nb.generate import (lerp, slerp, prior_noise, latent_walk, sample_f
 from facevae_nb.model import make_vae, save_vae
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    "Tiny tensors: one thread is much faster than two threads fighting over shared cores."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope='module')
 def model():
     torch.manual_seed(0)
     m = make_vae('default', image_size=16, widths=(8, 16), latent_dim=8)
-    # a few random updates to the weights so the model is not at its (symmetric) initialisation
+    # perturb the weights so the model is not at its (partly symmetric) initialisation
     with torch.no_grad():
         for p in m.parameters(): p.add_(0.05*torch.randn_like(p))
     return m
