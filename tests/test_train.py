@@ -205,7 +205,7 @@ def test_ddp_two_processes_on_cpu(script, tmp_path):
     assert a['step'] == b['step']                           # same global batch: same number of steps
     # the training loss itself carries log(sigma) with sigma estimated per batch -- per rank's half batch under DDP --
     # so compare what it measures: reconstruction error and KL of the training batches, and the validation numbers
-    assert abs(a['mse'] - b['mse']) < 0.05*b['mse'], (a['mse'], b['mse'])
+    assert abs(a['mse'] - b['mse']) < 0.08*b['mse'], (a['mse'], b['mse'])
     assert abs(a['kl'] - b['kl']) < 0.15*b['kl'], (a['kl'], b['kl'])
-    assert abs(a['val_nelbo_bpd'] - b['val_nelbo_bpd']) < 0.05, (a['val_nelbo_bpd'], b['val_nelbo_bpd'])
+    assert abs(a['val_nelbo_bpd'] - b['val_nelbo_bpd']) < 0.1, (a['val_nelbo_bpd'], b['val_nelbo_bpd'])
     assert abs(a['val_psnr'] - b['val_psnr']) < 0.5, (a['val_psnr'], b['val_psnr'])
