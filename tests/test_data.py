@@ -433,6 +433,9 @@ def test_real_sample(tmp_path, monkeypatch):
     assert c.names[0] == '000001.jpg' and c.names[-1] == '008000.jpg'
     assert c.attrs[0].tolist() == _row(folder, '000001.jpg') and c.attrs[7999].tolist() == _row(folder, '008000.jpg')
     assert np.array_equal(c.images[0], load_face(folder/'img_align_celeba'/'000001.jpg'))
+    out = write_celeba(tmp_path/'w', c.images[:1].transpose(0, 2, 3, 1), c.attrs[:1], names=['000001.jpg'], eol='\r\n')
+    orig = (folder/'list_attr_celeba.txt').read_bytes().split(b'\r\n')
+    assert (out/'list_attr_celeba.txt').read_bytes().split(b'\r\n')[1:3] == orig[1:3]   # header and row, byte for byte
     rate = c.attr('Male').float().mean().item()
     assert .35 < rate < .5
     monkeypatch.setattr(D, '_decode_all', lambda *a, **k: pytest.fail('decoded again'))
