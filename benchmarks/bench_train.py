@@ -203,8 +203,10 @@ if __name__ == '__main__':
     p.add_argument('--gpu-batch', default='128,512', help='batch sizes for benchmark 4')
     p.add_argument('--compile', action='store_true', help='torch.compile in benchmark 4')
     p.add_argument('--keep-going', action='store_true', help='benchmark 2: resume existing runs instead of restarting')
+    p.add_argument('--threads', type=int, default=None, help="torch threads for every pipeline (default: torch's choice)")
     p.add_argument('--quick', action='store_true', help='tiny budgets, to check that everything runs')
     a = p.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     a.gpu_batch = [int(b) for b in a.gpu_batch.split(',')]
     if a.quick:
         a.minutes, a.amp_epochs, a.gpu_faces, a.gpu_steps = min(a.minutes, 0.25), 1, min(a.gpu_faces, 20000), min(a.gpu_steps, 30)
