@@ -70,6 +70,17 @@ def test_all_layouts_give_the_same_cache(tmp_path):
     assert len({c.meta['layout'] for c in caches}) == 3
 
 
+def test_google_drive_folders(tmp_path):
+    "The official download from Google Drive: Img/img_align_celeba, Anno/list_attr_celeba.txt, Eval/list_eval_partition.txt."
+    root, a, p = make(tmp_path/'c')
+    for sub, name in [('Img', 'img_align_celeba'), ('Anno', 'list_attr_celeba.txt'), ('Eval', 'list_eval_partition.txt')]:
+        (root/sub).mkdir(); (root/name).rename(root/sub/name)
+    ix = read_celeba(root)
+    assert ix.files.layout == 'official' and ix.files.partition_file.parent.name == 'Eval'
+    assert torch.equal(ix.attrs, torch.from_numpy(a)) and ix.partition.tolist() == p.tolist()
+    assert len(build_cache(root, image_size=16)) == N
+
+
 def test_unknown_split(tmp_path):
     with pytest.raises(FaceVAEError, match="use 'train', 'valid', 'test' or 'all'"):
         read_celeba(make(tmp_path/'c')[0]).indices('training')
