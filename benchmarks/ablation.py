@@ -22,19 +22,31 @@ from facevae_nb.loss import vae_loss, kl_divergence, calibrated_nelbo_bpd, psnr_
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / 'shared' / 'data' / 'celeba-sample'
 
-VARIANTS = {  # name: (preset, overrides, train settings)
-    'seed': ('seed', {}, dict(opt='adam', lr=1e-3)),
-    'seed+calibrated': ('seed', dict(recon='gaussian', sigma='optimal'), dict(opt='adam', lr=1e-3)),
-    'plain-gn': ('default', dict(blocks=0), dict(opt='adamw', lr=2e-3)),
-    'plain-nonorm': ('default', dict(blocks=0, norm='none'), dict(opt='adamw', lr=2e-3)),
-    'res-nonorm': ('default', dict(blocks=(0, 1, 1, 1), norm='none'), dict(opt='adamw', lr=2e-3)),
-    'res-gn': ('default', dict(blocks=(0, 1, 1, 1)), dict(opt='adamw', lr=2e-3)),
-    'res-gn-all': ('default', dict(blocks=1), dict(opt='adamw', lr=2e-3)),
-    'default': ('default', {}, dict(opt='adamw', lr=2e-3)),
-    'default-nearest': ('default', dict(up='nearest'), dict(opt='adamw', lr=2e-3)),
-    'default-sse': ('default', dict(recon='sse', sigma=math.sqrt(0.5)), dict(opt='adamw', lr=2e-3)),
-    'default-z256': ('default', dict(latent_dim=256), dict(opt='adamw', lr=2e-3)),
-    'default-lr1e-3': ('default', {}, dict(opt='adamw', lr=1e-3)),
+SEED_T = dict(opt='adam', lr=1e-3, onecycle=False, kl_warmup=0.0, clip=None)       # the classic recipe
+DEF_T = dict(opt='adamw', lr=2e-3, onecycle=True, kl_warmup=0.1, clip=None)        # one-cycle LR + KL warm-up
+CAL = dict(recon='gaussian', sigma='optimal')
+VARIANTS = {  # name: (preset, model overrides, train settings); the first block is cumulative, from seed to default
+    'seed': ('seed', {}, SEED_T),
+    'seed+calibrated': ('seed', CAL, SEED_T),
+    '+silu-nonorm': ('seed', dict(CAL, norm='none', act='silu', init='default'), SEED_T),
+    '+onecycle-klwarmup': ('seed', dict(CAL, norm='none', act='silu', init='default'), DEF_T),
+    '+z128': ('seed', dict(CAL, norm='none', act='silu', init='default', latent_dim=128), DEF_T),
+    # side branches, each one change from '+silu-nonorm'
+    '+cosine-lr1e-3': ('seed', dict(CAL, norm='none', act='silu', init='default'), dict(SEED_T, onecycle=True)),
+    '+z256': ('seed', dict(CAL, norm='none', act='silu', init='default', latent_dim=256), SEED_T),
+    '+res-nonorm': ('seed', dict(CAL, norm='none', act='silu', init='default', blocks=(0, 1, 1, 1)), SEED_T),
+    '+gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default'), SEED_T),
+    '+res-gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default', blocks=(0, 1, 1, 1)), SEED_T),
+    'seed+calibrated+gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default'), SEED_T),
+    '+clip1': ('seed', dict(CAL, norm='none', act='silu', init='default'), dict(DEF_T, clip=1.0)),
+    '+res': ('seed', dict(CAL, norm='none', act='silu', init='default', blocks=(0, 1, 1, 1)), DEF_T),
+    '+res-gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default', blocks=(0, 1, 1, 1)), DEF_T),
+    # the shipped default preset (= '+silu-nonorm') and its optimizer settings
+    'default': ('default', {}, SEED_T),
+    # first tries (z=128, AdamW 2e-3 one-cycle, KL warm-up, gradient clipping at 1.0)
+    'plain-gn': ('default', dict(latent_dim=128, norm='group'), dict(DEF_T, clip=1.0)),
+    'plain-nonorm': ('default', dict(latent_dim=128), dict(DEF_T, clip=1.0)),
+    'res-gn': ('default', dict(latent_dim=128, norm='group', decoder_norm=True, blocks=(0, 1, 1, 1)), dict(DEF_T, clip=1.0)),
 }
 
 
@@ -100,14 +112,13 @@ def evaluate(m, xv, bs=250):
     return dict(psnr=float(psnr_from_mse(mse)), kl=kl / n, bpd=calibrated_nelbo_bpd(mse * 255**2, kl / n, D))
 
 
-def train(name, data, steps, bs, warmup_frac=0.1, seed=0):
+def train(name, data, steps, bs, seed=0):
     preset, ov, ts = VARIANTS[name]
     torch.manual_seed(seed)
     m = make_vae(preset, 64, **ov).to(memory_format=torch.channels_last)
     Opt = torch.optim.AdamW if ts['opt'] == 'adamw' else torch.optim.Adam
     opt = Opt(m.parameters(), ts['lr'], **({'weight_decay': 1e-4} if ts['opt'] == 'adamw' else {}))
-    default_like = preset == 'default'
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, ts['lr'], total_steps=steps, pct_start=0.1) if default_like else None
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, ts['lr'], total_steps=steps, pct_start=0.1) if ts['onecycle'] else None
     xt = data['train']
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -117,17 +128,17 @@ def train(name, data, steps, bs, warmup_frac=0.1, seed=0):
         flip = torch.rand(bs, generator=g) < 0.5
         x[flip] = x[flip].flip(-1)
         x = x.contiguous(memory_format=torch.channels_last)
-        klw = min(1., (step + 1) / (warmup_frac * steps)) if default_like else 1.0
+        klw = min(1., (step + 1) / (ts['kl_warmup'] * steps)) if ts['kl_warmup'] else 1.0
         with torch.autocast('cpu', torch.bfloat16):
             out = m(x)
         r = vae_loss(m, x, out, kl_weight=klw)
         opt.zero_grad(set_to_none=True); r['loss'].backward()
-        if default_like: torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        if ts['clip']: torch.nn.utils.clip_grad_norm_(m.parameters(), ts['clip'])
         opt.step()
         if sched: sched.step()
     secs = time.perf_counter() - t0
     ev = evaluate(m, data['valid'])
-    print(f"{name:18s} steps={steps} bs={bs} {secs:6.1f}s  valid PSNR {ev['psnr']:.2f} dB  KL {ev['kl']:.1f} nats  "
+    print(f"{name:18s} seed={seed} steps={steps} bs={bs} {secs:6.1f}s  valid PSNR {ev['psnr']:.2f} dB  KL {ev['kl']:.1f} nats  "
           f"calibrated {ev['bpd']:.3f} bits/dim", flush=True)
     return m, ev
 
@@ -136,16 +147,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--speed', action='store_true', help='only measure images/s')
     ap.add_argument('--quick', action='store_true', help='tiny smoke run')
-    ap.add_argument('--steps', type=int, default=400)
+    ap.add_argument('--steps', type=int, default=300)
+    ap.add_argument('--size', type=int, default=64, help='image size for --speed')
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--n-train', type=int, default=7000)
-    ap.add_argument('--variants', default='seed,seed+calibrated,default,default-noblocks')
+    ap.add_argument('--variants', default='seed,seed+calibrated,default', help="comma-separated names, or 'all'")
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--seed', type=int, default=0, help='seed for init, batches and flips')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     names = list(VARIANTS) if a.variants == 'all' else a.variants.split(',')
     if a.speed or a.quick:
-        speed(names, batch=16 if a.quick else 128, iters=1 if a.quick else 6)
+        speed(names, batch=16 if a.quick else 128, size=a.size, iters=1 if a.quick else 6)
         if a.speed: return
     if a.quick: a.steps, a.batch_size, a.n_train = 3, 8, 64
     n_valid = 64 if a.quick else 1000
@@ -154,7 +167,7 @@ def main():
         print(f'{SAMPLE} not found: using random data (numbers are meaningless)')
         data = dict(train=torch.randint(0, 256, (a.n_train, 3, 64, 64), dtype=torch.uint8),
                     valid=torch.randint(0, 256, (n_valid, 3, 64, 64), dtype=torch.uint8))
-    for n in names: train(n, data, a.steps, a.batch_size)
+    for n in names: train(n, data, a.steps, a.batch_size, seed=a.seed)
 
 
 if __name__ == '__main__':

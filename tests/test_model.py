@@ -60,7 +60,7 @@ def test_seed_is_the_classic_recipe():
 
 def test_config_roundtrip_and_errors():
     c = make_vae('default', latent_dim=None, blocks=(0, 1, 1, 1)).config
-    assert c.latent_dim == 128 and c.blocks == (0, 1, 1, 1)
+    assert c.latent_dim == 200 and c.blocks == (0, 1, 1, 1)
     assert VAEConfig(**json.loads(json.dumps(c.__dict__))) == c
     with pytest.raises(FaceVAEError, match='unknown preset'): make_vae('classic')
     with pytest.raises(FaceVAEError, match='multiple of 16'): make_vae('seed', 72)
