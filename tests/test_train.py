@@ -203,9 +203,10 @@ def test_ddp_two_processes_on_cpu(script, tmp_path):
     a = [json.loads(l) for l in (tmp_path/'ddp'/'metrics.jsonl').read_text().splitlines()][-1]
     b = [json.loads(l) for l in (tmp_path/'one'/'metrics.jsonl').read_text().splitlines()][-1]
     assert a['step'] == b['step']                           # same global batch: same number of steps
-    # the training loss itself carries log(sigma) with sigma estimated per batch -- per rank's half batch under DDP --
-    # so compare what it measures: reconstruction error and KL of the training batches, and the validation numbers
+    # sigma is calibrated on the global batch (averaged across ranks), so the objective itself matches a 1-process run
+    assert abs(a['loss'] - b['loss']) < 0.05*abs(b['loss']), (a['loss'], b['loss'])
     assert abs(a['mse'] - b['mse']) < 0.08*b['mse'], (a['mse'], b['mse'])
-    assert abs(a['kl'] - b['kl']) < 0.15*b['kl'], (a['kl'], b['kl'])
+    # (the KL of a 20-step tiny model swings 1-5 nats with the posterior noise alone, which each rank draws itself,
+    # so it is no measure of equivalence here; the loss, MSE and validation numbers are)
     assert abs(a['val_nelbo_bpd'] - b['val_nelbo_bpd']) < 0.1, (a['val_nelbo_bpd'], b['val_nelbo_bpd'])
     assert abs(a['val_psnr'] - b['val_psnr']) < 0.5, (a['val_psnr'], b['val_psnr'])
