@@ -151,13 +151,17 @@ def encode_faces(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
         return torch.cat([model.encode(xb.to(dev, torch.float32))[0].float().cpu() for xb in x.split(batch_size)])
 
 # %% ../nbs/06_generate.ipynb #246804f7
+def _prior(model, eps):
+    "Standard-normal noise mapped to codes of the model's prior (N(0, I), or the Gaussian fitted after training)."
+    return model.prior_codes(eps.to(model_device(model))).cpu() if hasattr(model, 'prior_codes') else eps
+
 def sample_faces(model, # a trained VAE
                  n:int=64, # how many faces
                  temperature:float=0.8, # scale of the prior noise (1 = the prior; lower gives cleaner, more average faces)
                  seed:int=0 # the same seed gives the same faces, on any device
                 ) -> torch.Tensor:
-    "Decode `n` codes drawn from N(0, temperature² I); returns images (n,3,H,W) on the CPU."
-    return decode_codes(model, prior_noise(n, model.latent_dim, temperature, seed))
+    "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it); images (n,3,H,W) on the CPU."
+    return decode_codes(model, _prior(model, prior_noise(n, model.latent_dim, temperature, seed)))
 
 # %% ../nbs/06_generate.ipynb #267ceabc
 def reconstruct_faces(model, # a trained VAE
@@ -203,7 +207,7 @@ def walk_faces(model, # a trained VAE
                seed:int=0 # the same seed gives the same walk
               ) -> torch.Tensor:
     "Decode a random walk through latent space that stays distributed like the prior: (steps,3,H,W)."
-    return decode_codes(model, latent_walk(model.latent_dim, steps, step_size, temperature, seed))
+    return decode_codes(model, _prior(model, latent_walk(model.latent_dim, steps, step_size, temperature, seed)))
 
 # %% ../nbs/06_generate.ipynb #8f929056
 def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or a .safetensors model file

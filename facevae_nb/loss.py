@@ -8,7 +8,7 @@ import math
 
 # %% auto #0
 __all__ = ['kl_per_dim', 'kl_divergence', 'gaussian_nll', 'bits_per_dim', 'beta_to_sigma', 'sigma_to_beta',
-           'calibrated_nelbo_bpd', 'psnr_from_mse', 'vae_loss']
+           'calibrated_nelbo_bpd', 'psnr_from_mse', 'vae_loss', 'gaussian_prior', 'kl_to_prior']
 
 # %% ../nbs/04_loss.ipynb #c0a700d3
 import torch
@@ -80,7 +80,7 @@ def psnr_from_mse(mse:float|torch.Tensor # mean squared error of images in [0,1]
     "Peak signal-to-noise ratio in dB for images in [0,1]."
     return 10 * torch.log10(1 / torch.as_tensor(mse, dtype=torch.float64))
 
-# %% ../nbs/04_loss.ipynb #aec891dd
+# %% ../nbs/04_loss.ipynb #690f6609
 def _global_mean(t:torch.Tensor) -> torch.Tensor:
     "`t` averaged over all processes when training with torch.distributed, else `t` itself."
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return t
@@ -110,3 +110,27 @@ def vae_loss(model:VAE, # the VAE (DDP / compiled wrappers are fine)
     nelbo = (nll + D*math.log(255) + kl).mean().detach()
     return dict(loss=loss, recon=recon.mean().detach(), kl=kl.mean().detach(), nelbo=nelbo,
                 bpd=bits_per_dim(nelbo, D), mse=mse.detach(), sigma=sigma.detach())
+
+# %% ../nbs/04_loss.ipynb #4f41ca67
+def gaussian_prior(mu:torch.Tensor, # posterior means of many training images (N, D)
+                   logvar:torch.Tensor, # their posterior log-variances (N, D)
+                   ridge:float=1e-4 # added to the covariance's diagonal, for a stable Cholesky factor
+                  ) -> tuple:
+    "The ELBO-optimal Gaussian prior for these posteriors: (mean (D,), Cholesky factor (D, D)) of their moments."
+    mu, var = mu.double(), logvar.double().exp()
+    cov = torch.cov(mu.T, correction=0) + torch.diag(var.mean(0) + ridge)
+    return mu.mean(0).float(), torch.linalg.cholesky(cov).float()
+
+# %% ../nbs/04_loss.ipynb #619a6c35
+def kl_to_prior(mu:torch.Tensor, # posterior means (N, D)
+                logvar:torch.Tensor, # posterior log-variances (N, D)
+                loc:torch.Tensor, # prior mean (D,)
+                tril:torch.Tensor # prior covariance's Cholesky factor (D, D)
+               ) -> torch.Tensor:
+    "KL( N(mu, diag exp(logvar)) || N(loc, tril tril^T) ) per image, in nats."
+    mu, logvar, loc, tril = mu.double(), logvar.double(), loc.double(), tril.double()
+    D, Linv = mu.shape[1], torch.linalg.inv(tril)
+    maha = ((mu - loc) @ Linv.T).pow(2).sum(1)                     # (mu-m)^T C^-1 (mu-m)
+    trace = logvar.exp() @ Linv.pow(2).sum(0)                       # tr(C^-1 diag(var))
+    logdet = 2*tril.diagonal().log().sum()
+    return (0.5*(trace + maha - D + logdet - logvar.sum(1))).float()

@@ -137,6 +137,9 @@ class VAE(nn.Module):
         self.fc_dec = nn.Linear(c.latent_dim, flat)
         self.decoder = _decoder(c)
         if c.init == 'xavier': self.apply(_xavier)
+        # the prior p(z) = N(prior_loc, prior_tril prior_tril^T): N(0, I) while training, refitted after (see 04_loss)
+        self.register_buffer('prior_loc', torch.zeros(c.latent_dim))
+        self.register_buffer('prior_tril', torch.eye(c.latent_dim))
 
     @property
     def latent_dim(self): return self.config.latent_dim
@@ -161,6 +164,15 @@ class VAE(nn.Module):
                           device=generator.device if generator is not None else mu.device).to(mu.device)
         return mu + torch.exp(0.5*logvar) * eps
 
+    def prior_codes(self, eps): # standard-normal noise (N, latent_dim), already scaled by a temperature
+        "Codes z = prior_loc + prior_tril @ eps from the model's prior (N(0, I) unless a fitted prior was set)."
+        eps = eps.to(self.prior_loc.device, self.prior_loc.dtype)
+        return self.prior_loc + eps @ self.prior_tril.T
+
+    def set_prior(self, loc, tril): # mean (D,) and lower-triangular Cholesky factor (D, D) of a Gaussian prior
+        "Replace the prior p(z) used for sampling by N(loc, tril tril^T)."
+        self.prior_loc.copy_(loc); self.prior_tril.copy_(tril)
+
     def forward(self, x): # images (N,3,H,W) in [0,1]
         "(reconstruction from a sampled z, mu, logvar): one Monte-Carlo sample of the ELBO's terms."
         mu, logvar = self.encode(x)
@@ -179,10 +191,11 @@ def _sample(self:VAE, n:int, # how many images
             generator:torch.Generator|None=None, # for reproducible samples
             device=None # where to return them (default: the model's device)
            ) -> torch.Tensor:
-    "`n` new images decoded from z ~ N(0, temperature^2 I)."
+    "`n` new images decoded from codes of the prior (N(0, I), or a fitted prior), noise scaled by `temperature`."
     dev = self.device
-    z = torch.randn(n, self.latent_dim, generator=generator,
-                    device=generator.device if generator is not None else dev).to(dev) * temperature
+    eps = torch.randn(n, self.latent_dim, generator=generator,
+                      device=generator.device if generator is not None else dev).to(dev) * temperature
+    z = self.prior_codes(eps)
     was = self.training; self.eval()
     try: x = self.decode(z).float()
     finally: self.train(was)
@@ -263,7 +276,9 @@ def load_vae(path:str|Path, # a .safetensors file written by `save_vae`
     cfg = vae_metadata(path)['config']
     try: model = VAE(VAEConfig(**cfg))
     except TypeError as e: raise FaceVAEError(f"{path}: its config does not match this version of facevae_nb ({e})") from None
-    try: model.load_state_dict(load_file(str(path)), strict=True)
+    sd = load_file(str(path))
+    for k in ('prior_loc', 'prior_tril'): sd.setdefault(k, getattr(model, k))   # files from before fitted priors: N(0, I)
+    try: model.load_state_dict(sd, strict=True)
     except RuntimeError as e: raise FaceVAEError(f"{path}: weights do not match its config: {str(e)[:300]}") from None
     return model.to(get_device(device)).eval()
 

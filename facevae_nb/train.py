@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'rng_state', 'set_rng_state',
            'save_checkpoint', 'load_checkpoint', 'evaluate', 'train_step', 'write_metrics', 'plot_losses',
-           'make_optimizer', 'Trainer', 'fit', 'run_training']
+           'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training']
 
 # %% ../nbs/05_train.ipynb #ff5961a7
 import numpy as np
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 from .core import *
-from .model import VAE, VAEConfig, make_vae, save_vae, preset_train_defaults, _unwrap
-from .loss import vae_loss, kl_divergence, calibrated_nelbo_bpd, psnr_from_mse
+from .model import VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, preset_train_defaults, _unwrap
+from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
 from .data import FaceLoader
 
 # %% ../nbs/05_train.ipynb #25ea4bce
@@ -169,7 +169,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
              seed:int=0, # seed of the private generator for the sampled z
              amp:bool=False # forward passes under bf16/fp16 autocast: faster, for monitoring during training
             ) -> dict:
-    "Validation dict(psnr, mse, kl, nelbo_bpd, n): PSNR of decode(mu), calibrated negative ELBO in bits/dim."
+    "Validation dict(psnr, mse, kl, nelbo_bpd, n): PSNR of decode(mu), calibrated negative ELBO in bits/dim (KL to the model's prior)."
     m = _unwrap(model); was = m.training; m.eval(); dev = m.device
     adt = amp_dtype(dev) if amp else None
     g = torch.Generator().manual_seed(seed)
@@ -183,7 +183,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
                 mu, logvar = m.encode(x)
                 mu, logvar = mu.float(), logvar.float()
                 xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
-            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(), kl_divergence(mu, logvar).sum()]).double()
+            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(), kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).double()
             n += len(x)
     finally: m.train(was)
     if n == 0: raise FaceVAEError("evaluate: the validation loader yielded no images; check the split / holdout size")
@@ -453,6 +453,29 @@ def _init_distributed(device):
     torch.distributed.init_process_group('nccl' if cuda else 'gloo')
     return rank, ws, local, True
 
+# %% ../nbs/05_train.ipynb #f1ad7444
+@torch.no_grad()
+def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updated)
+                  train_dl, # a loader of the training faces (shuffle and flips off)
+                  valid_dl=None, # validation loader, to score the model under both priors
+                  max_images:int=20000 # encode at most this many training faces
+                 ) -> dict:
+    "Fit the run's prior to the aggregate posterior of the training faces; returns (and writes to prior.json) the scores."
+    out = Path(out); f = out/'model.safetensors'
+    meta = {k: v for k, v in vae_metadata(f).items() if k not in ('format', 'config')}
+    m = load_vae(f, device=train_dl.device if hasattr(train_dl, 'device') else None)
+    res = dict(standard=evaluate(m, valid_dl) if valid_dl is not None else None)
+    mus, lvs, n = [], [], 0
+    for b in train_dl:
+        mu, lv = m.encode(_images(b).to(m.device).float())
+        mus.append(mu.float().cpu()); lvs.append(lv.float().cpu()); n += len(mu)
+        if n >= max_images: break
+    m.set_prior(*gaussian_prior(torch.cat(mus)[:max_images], torch.cat(lvs)[:max_images]))
+    res.update(fitted=evaluate(m, valid_dl) if valid_dl is not None else None, n_images=min(n, max_images))
+    save_vae(m, f, metadata=dict(meta, prior=f"Gaussian fitted to {res['n_images']} training faces"))
+    atomic_write_text(out/'prior.json', json.dumps(res, indent=1))
+    return res
+
 # %% ../nbs/05_train.ipynb #e8b94595
 def _open_data(data, image_size, n_faces):
     from facevae_nb.faces import open_faces
@@ -537,6 +560,12 @@ def run_training(data:str='generated', # 'generated' (built-in procedural faces)
             if not quiet: print(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x {cfg.epochs} epochs"
                                 f"{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
         fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
+        if rank == 0 and (out/'model.safetensors').exists():
+            pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
+                                               drop_last=False), valid_dl)
+            if not (quiet or in_test()) and pr['fitted']:
+                print(f"prior refitted to {pr['n_images']} training faces: validation {pr['standard']['nelbo_bpd']:.3f} -> "
+                      f"{pr['fitted']['nelbo_bpd']:.3f} bits/dim")
         return out
     finally:
         if started: torch.distributed.destroy_process_group()

@@ -191,3 +191,28 @@ def test_a_few_dozen_steps_lower_the_loss(preset):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1 * abs(sum(losses[:5]) / 5)
     # reconstructions of unseen faces got better (seed's sigma^2 = 1/2 asks for less: 0.80x here, default 0.63x)
     assert val() < (0.9 if preset == 'seed' else 0.75) * mse0
+
+
+def test_fitted_prior_is_used_saved_and_optional(tmp_path):
+    "The prior buffers start as N(0, I), drive sampling once set, survive save/load, and older files load as N(0, I)."
+    import torch
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from facevae_nb.model import make_vae, save_vae, load_vae
+    m = make_vae('default', image_size=32, latent_dim=8, widths=(8, 16, 32))
+    eps = torch.randn(4, 8)
+    assert torch.equal(m.prior_codes(eps), eps)
+    loc, tril = torch.arange(8.), torch.eye(8)*0.5 + torch.tril(torch.ones(8, 8), -1)*0.1
+    m.set_prior(loc, tril)
+    torch.testing.assert_close(m.prior_codes(eps), loc + eps @ tril.T)
+    g = lambda: torch.Generator().manual_seed(3)
+    torch.testing.assert_close(m.sample(4, generator=g()), m.decode(m.prior_codes(torch.randn(4, 8, generator=g()))).detach())
+    f = save_vae(m, tmp_path/'m.safetensors')
+    m2 = load_vae(f, device='cpu')
+    assert torch.equal(m2.prior_loc, loc) and torch.equal(m2.prior_tril, tril)
+    # a file written before fitted priors existed (no prior buffers) loads with the standard prior
+    with safe_open(str(f), framework='pt') as h: meta = h.metadata()
+    sd = {k: v for k, v in load_file(str(f)).items() if not k.startswith('prior_')}
+    save_file(sd, str(tmp_path/'old.safetensors'), metadata=meta)
+    m3 = load_vae(tmp_path/'old.safetensors', device='cpu')
+    assert torch.equal(m3.prior_tril, torch.eye(8)) and torch.equal(m3.prior_loc, torch.zeros(8))
