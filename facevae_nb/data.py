@@ -542,15 +542,17 @@ class FaceLoader:
                  ):
         "Yield batches `batch`, `batch+1`, ... of `epoch`, exactly as an uninterrupted epoch would; then advance `epoch`."
         data, dev = self._data(), self.device
-        idx, flips = self.order(epoch)
-        idx, flips = idx.to(data.device), flips.to(dev)
+        idx, flips = self.order(epoch)                  # flips stay on the CPU: which rows to flip is known ahead
+        idx = idx.to(data.device)
         attrs = self.cache.attrs.to(dev) if self.with_attrs else None
         for b in range(batch, len(self)):
             with _one_thread(dev.type == 'cpu'):
                 i = idx[b*self.bs:(b + 1)*self.bs]
-                x = data[i].to(dev, non_blocking=True)
-                if self.flip: x = torch.where(flips[b*self.bs:(b + 1)*self.bs, None, None, None], x.flip(-1), x)
-                x = x/255   # uint8 / int: float32 in one pass
+                x = data.index_select(0, i).to(dev, non_blocking=True)           # uint8 gather: 1 byte per value
+                if self.flip:
+                    f = flips[b*self.bs:(b + 1)*self.bs].nonzero().squeeze(1).to(dev, non_blocking=True)
+                    x[f] = x[f].flip(-1)                # flip only the chosen rows, still in uint8
+                x = x.float().div_(255)                 # one float pass (uint8/255 directly is ~8x slower on CPU)
             yield (x, attrs[i.to(dev)]) if self.with_attrs else x
         self.epoch = epoch + 1
 
