@@ -80,7 +80,7 @@ def psnr_from_mse(mse:float|torch.Tensor # mean squared error of images in [0,1]
     "Peak signal-to-noise ratio in dB for images in [0,1]."
     return 10 * torch.log10(1 / torch.as_tensor(mse, dtype=torch.float64))
 
-# %% ../nbs/04_loss.ipynb #690f6609
+# %% ../nbs/04_loss.ipynb #7291727f
 def _global_mean(t:torch.Tensor) -> torch.Tensor:
     "`t` averaged over all processes when training with torch.distributed, else `t` itself."
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()): return t
@@ -111,7 +111,7 @@ def vae_loss(model:VAE, # the VAE (DDP / compiled wrappers are fine)
     return dict(loss=loss, recon=recon.mean().detach(), kl=kl.mean().detach(), nelbo=nelbo,
                 bpd=bits_per_dim(nelbo, D), mse=mse.detach(), sigma=sigma.detach())
 
-# %% ../nbs/04_loss.ipynb #4f41ca67
+# %% ../nbs/04_loss.ipynb #3299fbb2
 def gaussian_prior(mu:torch.Tensor, # posterior means of many training images (N, D)
                    logvar:torch.Tensor, # their posterior log-variances (N, D)
                    ridge:float=1e-4 # added to the covariance's diagonal, for a stable Cholesky factor
@@ -121,7 +121,7 @@ def gaussian_prior(mu:torch.Tensor, # posterior means of many training images (N
     cov = torch.cov(mu.T, correction=0) + torch.diag(var.mean(0) + ridge)
     return mu.mean(0).float(), torch.linalg.cholesky(cov).float()
 
-# %% ../nbs/04_loss.ipynb #619a6c35
+# %% ../nbs/04_loss.ipynb #98b6e009
 def kl_to_prior(mu:torch.Tensor, # posterior means (N, D)
                 logvar:torch.Tensor, # posterior log-variances (N, D)
                 loc:torch.Tensor, # prior mean (D,)

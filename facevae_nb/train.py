@@ -453,7 +453,7 @@ def _init_distributed(device):
     torch.distributed.init_process_group('nccl' if cuda else 'gloo')
     return rank, ws, local, True
 
-# %% ../nbs/05_train.ipynb #f1ad7444
+# %% ../nbs/05_train.ipynb #c606da32
 @torch.no_grad()
 def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updated)
                   train_dl, # a loader of the training faces (shuffle and flips off)

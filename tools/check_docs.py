@@ -51,7 +51,7 @@ if __name__ == '__main__':
     ap.add_argument('site', nargs='?', default=str(ROOT/'_docs'))
     ap.add_argument('--screenshot', default=None, help='folder for PNG screenshots of each page')
     a = ap.parse_args()
-    site = Path(a.site)
+    site = Path(a.site).resolve()
     if not (site/'index.html').exists(): sys.exit(f'{site}/index.html not found: build the docs first (nbdev_docs)')
     probs = check(site)
     for p in probs: print('PROBLEM', p)
