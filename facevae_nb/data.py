@@ -343,8 +343,11 @@ class FaceCache:
         self._on = {}  # the whole uint8 array, per device, once it has been moved there
     def __len__(self): return len(self.names)
     def __repr__(self): return f'FaceCache({len(self)} faces, {self.image_size} px, {self.path})'
-    def indices(self, split:str='all') -> torch.Tensor:
-        "Indices of the faces in `split`: 'train', 'valid', 'test' or 'all'."
+    def indices(self, split:str='all', holdout:int|None=None) -> torch.Tensor:
+        "Indices of the faces in `split` ('train', 'valid', 'test', 'all'); `holdout=N`: 'valid' is the last N by name, 'train' the rest."
+        if holdout and split in ('train', 'valid'):
+            order = torch.tensor(sorted(range(len(self)), key=self.names.__getitem__), dtype=torch.long)
+            return order[-holdout:] if split == 'valid' else order[:-holdout]
         return _split_indices(self.partition, split)
     def get(self, idx, device=None) -> torch.Tensor:
         "Faces `idx` (int, slice, list or tensor) as float (N,3,S,S) in [0,1]."

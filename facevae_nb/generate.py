@@ -106,10 +106,7 @@ def run_split(run:str|Path, # a run folder written by `run_training`
     "Indices of `split` of the run's faces: the official partition, or the run's `holdout` faces as 'valid'."
     cfg = Path(run)/'config.json'
     holdout = json.loads(cfg.read_text())['data'].get('holdout') if cfg.is_file() else None
-    if holdout and split in ('train', 'valid'):
-        order = torch.tensor(sorted(range(len(faces)), key=lambda i: faces.names[i]), dtype=torch.long)
-        idx = order[-holdout:] if split == 'valid' else order[:-holdout]
-    else: idx = faces.indices(split)
+    idx = faces.indices(split, holdout)
     if len(idx) == 0:
         raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA subset may lie "
                            "entirely in the official training split); use split 'train' or 'all'")

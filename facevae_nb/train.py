@@ -484,11 +484,8 @@ def _open_data(data, image_size, n_faces):
 
 def _splits(cache, holdout, limit):
     "(train, valid) cache indices: the official split, or the last `holdout` images by name held out."
-    if holdout:
-        if holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to train on ({len(cache)} images)")
-        order = torch.tensor(sorted(range(len(cache)), key=lambda i: cache.names[i]))
-        tr, va = order[:-holdout], order[-holdout:]
-    else: tr, va = cache.indices('train'), cache.indices('valid')
+    if holdout and holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to train on ({len(cache)} images)")
+    tr, va = cache.indices('train', holdout), cache.indices('valid', holdout)
     if limit: tr = tr[:limit]
     if len(tr) == 0: raise FaceVAEError(f"the training split of {cache.path} is empty; pass --holdout N to hold out the last N images instead")
     return tr, va

@@ -17,6 +17,15 @@ def _isolated_cache(tmp_path_factory):
     else: os.environ['FACEVAE_CACHE'] = old
 
 
+@pytest.fixture(scope='module')
+def one_thread():
+    "Tiny tensors: one torch thread is much faster than two threads fighting over shared cores."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def shared_data(name):
     "Path to a real-CelebA folder beside the checkout, or skip the test when it is absent."
     p = SHARED / name

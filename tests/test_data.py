@@ -466,3 +466,15 @@ def test_real_fullsize_matches_downscaled():
     assert (other > 20/255).all()
     c = build_cache(full)
     assert len(c) == 32 and np.array_equal(c.images, a.astype(np.uint8))
+
+
+def test_holdout_indices_are_the_last_names(tmp_path):
+    "indices(split, holdout=N): 'valid' is the last N faces by file name, 'train' all the others, whatever the order."
+    import torch
+    from facevae_nb.data import FaceCache
+    names = ['000005.jpg', '000001.jpg', '000004.jpg', '000002.jpg', '000003.jpg']
+    fc = FaceCache(images=np.zeros((5, 3, 16, 16), np.uint8), attrs=torch.zeros(5, 40, dtype=torch.bool),
+                   partition=torch.zeros(5, dtype=torch.long), names=names)
+    assert sorted(names[i] for i in fc.indices('valid', holdout=2)) == ['000004.jpg', '000005.jpg']
+    assert sorted(names[i] for i in fc.indices('train', holdout=2)) == ['000001.jpg', '000002.jpg', '000003.jpg']
+    assert len(fc.indices('valid')) == 0 and len(fc.indices('test', holdout=2)) == 0   # official partition otherwise

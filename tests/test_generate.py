@@ -11,12 +11,7 @@ from facevae_nb.generate import (lerp, slerp, prior_noise, latent_walk, sample_f
 from facevae_nb.model import make_vae, save_vae
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    "Tiny tensors: one thread is much faster than two threads fighting over shared cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tiny tensors: see conftest.one_thread
 
 
 @pytest.fixture(scope='module')

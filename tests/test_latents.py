@@ -14,12 +14,7 @@ from facevae_nb.latents import (Encodings, active_units, latent_stats, pca, pick
 from facevae_nb.model import make_vae, save_vae, load_run
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    "Tiny tensors: one thread is much faster than two threads fighting over shared cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tiny tensors: see conftest.one_thread
 
 
 def planted(n=3000, d=12, active=(1, 4, 5, 9), seed=0):
