@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #b3882d55
 from __future__ import annotations
-import argparse, importlib, inspect, sys
+import argparse, importlib, inspect, json, sys
 from pathlib import Path
 
 # %% auto #0
