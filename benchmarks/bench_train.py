@@ -107,9 +107,12 @@ def bench_speed(a):
     n, s, el = classic_train(dl, m, max_steps=steps)
     rows = [dict(pipeline='classic (PIL + DataLoader, fp32, Adam)', **{'images/s': n/el}),
             dict(pipeline='this loop, seed preset (cache, bf16, channels-last)', **{'images/s': ours})]
+    if a.compile:
+        ours_c = our_speed(cache, tr, 'seed', steps, compile=True)
+        rows.append(dict(pipeline='this loop, seed preset, + torch.compile', **{'images/s': ours_c}))
     print(f'\n### 1. Training speed, seed network, {a.image_size} px, batch 128, {torch.get_num_threads()} threads ({steps} steps)\n')
     print(table(rows, ['pipeline', 'images/s']))
-    print(f'\nspeed-up: **{ours/(n/el):.2f}x** (goal >= 2.5x)')
+    print(f'\nspeed-up: **{ours/(n/el):.2f}x** (goal >= 2.5x)' + (f'; with torch.compile **{ours_c/(n/el):.2f}x**' if a.compile else ''))
 
 
 def bench_quality(a):
@@ -201,7 +204,7 @@ if __name__ == '__main__':
     p.add_argument('--gpu-faces', type=int, default=202_599, help='generated faces for benchmark 4 (CelebA count)')
     p.add_argument('--gpu-steps', type=int, default=300, help='timed steps per preset in benchmark 4')
     p.add_argument('--gpu-batch', default='128,512', help='batch sizes for benchmark 4')
-    p.add_argument('--compile', action='store_true', help='torch.compile in benchmark 4')
+    p.add_argument('--compile', action='store_true', help='torch.compile: an extra row in benchmark 1, and the setting of benchmark 4')
     p.add_argument('--keep-going', action='store_true', help='benchmark 2: resume existing runs instead of restarting')
     p.add_argument('--threads', type=int, default=None, help="torch threads for every pipeline (default: torch's choice)")
     p.add_argument('--quick', action='store_true', help='tiny budgets, to check that everything runs')

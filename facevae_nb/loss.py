@@ -128,7 +128,8 @@ def kl_to_prior(mu:torch.Tensor, # posterior means (N, D)
                 tril:torch.Tensor # prior covariance's Cholesky factor (D, D)
                ) -> torch.Tensor:
     "KL( N(mu, diag exp(logvar)) || N(loc, tril tril^T) ) per image, in nats."
-    mu, logvar, loc, tril = mu.double(), logvar.double(), loc.double(), tril.double()
+    dt = torch.float32 if mu.device.type == 'mps' else torch.float64   # MPS has no float64
+    mu, logvar, loc, tril = (t.to(mu.device, dt) for t in (mu, logvar, loc, tril))
     D, Linv = mu.shape[1], torch.linalg.inv(tril)
     maha = ((mu - loc) @ Linv.T).pow(2).sum(1)                     # (mu-m)^T C^-1 (mu-m)
     trace = logvar.exp() @ Linv.pow(2).sum(0)                       # tr(C^-1 diag(var))
