@@ -345,6 +345,10 @@ class FaceCache:
     def __repr__(self): return f'FaceCache({len(self)} faces, {self.image_size} px, {self.path})'
     def indices(self, split:str='all', holdout:int|None=None) -> torch.Tensor:
         "Indices of the faces in `split` ('train', 'valid', 'test', 'all'); `holdout=N`: 'valid' is the last N by name, 'train' the rest."
+        split = {'val': 'valid', 'validation': 'valid'}.get(split, split)
+        if holdout and split == 'test':
+            raise FaceVAEError(f"with holdout={holdout} the held-out faces are the 'valid' split and there is no separate "
+                               "test split (the official one overlaps the training faces); use split 'valid'")
         if holdout and split in ('train', 'valid'):
             order = torch.tensor(sorted(range(len(self)), key=self.names.__getitem__), dtype=torch.long)
             return order[-holdout:] if split == 'valid' else order[:-holdout]
@@ -537,7 +541,8 @@ class FaceLoader:
         return self.indices[perm[take]], flips[take]
 
     def _data(self):
-        c = self.cache
+        c, dev = self.cache, str(self.device)
+        if dev in c._on: return c._on[dev]          # already there: free memory no longer counts that copy
         return c.on_device(self.device) if c.fits(self.device) else c.on_device('cpu')
 
     def iter_from(self, epoch:int, # the epoch to produce

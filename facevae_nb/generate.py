@@ -93,7 +93,7 @@ def run_faces(run:str|Path, # a run folder written by `run_training`
     if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown; pass the data explicitly")
     if str(src) == 'generated':
         n = spec.get('n_faces') if data is None else None
-        return open_faces('generated', image_size=size, n=n, seed=spec.get('seed', 0) if data is None else 0)
+        return open_faces('generated', image_size=size, n=n)   # the faces every run trains on (face seed 0; --seed is the run's)
     if not Path(src).expanduser().exists():
         raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more; pass the data folder explicitly")
     return open_faces(src, image_size=size)

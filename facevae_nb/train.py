@@ -106,6 +106,7 @@ def rng_state() -> dict:
     ver, words, gnext = random.getstate()
     return dict(torch=torch.get_rng_state(),
                 cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+                mps=torch.mps.get_rng_state() if torch.backends.mps.is_available() else torch.zeros(0, dtype=torch.uint8),
                 numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)),
                 python=dict(version=int(ver), words=torch.tensor(words, dtype=torch.int64), gauss_next=gnext))
 
@@ -115,6 +116,7 @@ def set_rng_state(s:dict # as returned by `rng_state`
     torch.set_rng_state(s['torch'])
     if s['cuda'] and torch.cuda.is_available() and len(s['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(s['cuda'])
+    if len(s.get('mps', ())) and torch.backends.mps.is_available(): torch.mps.set_rng_state(s['mps'])
     n = s['numpy']
     np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
     p = s['python']
@@ -173,7 +175,8 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
     m = _unwrap(model); was = m.training; m.eval(); dev = m.device
     adt = amp_dtype(dev) if amp else None
     g = torch.Generator().manual_seed(seed)
-    tot = torch.zeros(3, dtype=torch.float64, device=dev); n = 0; D = None   # summed on the device: no sync per batch
+    acc = torch.float32 if dev.type == 'mps' else torch.float64    # MPS has no float64
+    tot = torch.zeros(3, dtype=acc, device=dev); n = 0; D = None   # summed on the device: no sync per batch
     try:
         for i, b in enumerate(loader):
             if max_batches is not None and i >= max_batches: break
@@ -183,7 +186,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
                 mu, logvar = m.encode(x)
                 mu, logvar = mu.float(), logvar.float()
                 xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
-            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(), kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).double()
+            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(), kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).to(acc)
             n += len(x)
     finally: m.train(was)
     if n == 0: raise FaceVAEError("evaluate: the validation loader yielded no images; check the split / holdout size")
@@ -219,6 +222,7 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
     vals = vals.tolist()                               # the one sync per step
     ok = vals[0] == 0
     if ok: scaler.step(opt); scaler.update()
+    elif scaler.is_enabled(): scaler.update(scaler.get_scale()*0.5)   # fp16: halve the scale, and reset unscale_'s state
     opt.zero_grad(set_to_none=True)
     return ok, dict(zip(('loss', 'recon', 'kl', 'mse', 'grad_norm'), vals[1:]))
 
@@ -310,7 +314,9 @@ def restore(self:Trainer) -> bool:
     "Load the last checkpoint in `out`, if there is one: weights, optimizer, scaler, `st`, RNG states."
     ck = load_checkpoint(self.out/'checkpoints') if self.out is not None else None
     if ck is None: return False
-    self.model.load_state_dict(ck['weights'])
+    w = ck['weights']
+    for k in ('prior_loc', 'prior_tril'): w.setdefault(k, getattr(_unwrap(self.model), k))   # checkpoints from before fitted priors
+    _unwrap(self.model).load_state_dict(w)
     s = ck['state']; self.opt.load_state_dict(s['optimizer']); self.scaler.load_state_dict(s['scaler'])
     self.st.update({k: s[k] for k in self.st}); set_rng_state(s['rng'])
     self.t0 = time.perf_counter()
@@ -464,6 +470,7 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
     out = Path(out); f = out/'model.safetensors'
     meta = {k: v for k, v in vae_metadata(f).items() if k not in ('format', 'config')}
     m = load_vae(f, device=train_dl.device if hasattr(train_dl, 'device') else None)
+    m.set_prior(torch.zeros_like(m.prior_loc), torch.eye(m.latent_dim, device=m.device))   # score N(0, I) first, even on a refit
     res = dict(standard=evaluate(m, valid_dl) if valid_dl is not None else None)
     mus, lvs, n = [], [], 0
     for b in train_dl:

@@ -477,4 +477,13 @@ def test_holdout_indices_are_the_last_names(tmp_path):
                    partition=torch.zeros(5, dtype=torch.long), names=names)
     assert sorted(names[i] for i in fc.indices('valid', holdout=2)) == ['000004.jpg', '000005.jpg']
     assert sorted(names[i] for i in fc.indices('train', holdout=2)) == ['000001.jpg', '000002.jpg', '000003.jpg']
-    assert len(fc.indices('valid')) == 0 and len(fc.indices('test', holdout=2)) == 0   # official partition otherwise
+    assert len(fc.indices('valid')) == 0   # without a holdout: the official partition (all train here)
+
+
+def test_holdout_has_no_test_split_and_aliases_work():
+    import torch
+    from facevae_nb.data import FaceCache
+    fc = FaceCache(images=np.zeros((6, 3, 16, 16), np.uint8), attrs=torch.zeros(6, 40, dtype=torch.bool),
+                   partition=torch.zeros(6, dtype=torch.long), names=[f'{i:06d}.jpg' for i in range(1, 7)])
+    with pytest.raises(FaceVAEError, match="no separate test split"): fc.indices('test', holdout=2)
+    assert torch.equal(fc.indices('val', holdout=2), fc.indices('valid', holdout=2))

@@ -210,3 +210,47 @@ def test_ddp_two_processes_on_cpu(script, tmp_path):
     # so it is no measure of equivalence here; the loss, MSE and validation numbers are)
     assert abs(a['val_nelbo_bpd'] - b['val_nelbo_bpd']) < 0.1, (a['val_nelbo_bpd'], b['val_nelbo_bpd'])
     assert abs(a['val_psnr'] - b['val_psnr']) < 0.5, (a['val_psnr'], b['val_psnr'])
+
+
+def test_fp16_scaler_survives_a_skipped_step():
+    "With fp16 + GradScaler, a skipped (non-finite) step must not break the next one, and the scale backs off."
+    from facevae_nb.train import train_step
+    m = _tiny_model(); opt = torch.optim.Adam(m.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler('cpu', enabled=True)
+    x = torch.from_numpy(_blobs(8).images[:8]).float()/255
+    bad = x.clone(); bad[0, 0, 0, 0] = float('nan')
+    s0 = scaler.get_scale()
+    ok, _ = train_step(m, bad, opt, scaler, kl_weight=1.0, grad_clip=1.0, amp_dtype=None)
+    assert not ok and scaler.get_scale() < s0
+    ok, loss = train_step(m, x, opt, scaler, kl_weight=1.0, grad_clip=1.0, amp_dtype=None)
+    assert ok and math.isfinite(loss['loss'])
+
+
+def test_resume_from_a_checkpoint_without_prior_buffers(tmp_path):
+    "Runs checkpointed before the fitted prior existed (no prior_loc/prior_tril) still resume, with N(0, I)."
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    cache, out = _blobs(), tmp_path/'run'
+    dl = lambda: FaceLoader(cache, 'train', batch_size=32, device='cpu')
+    fit(_tiny_model(), dl(), None, train_config('default', epochs=1, ckpt_every=0), out=out, device='cpu', quiet=True)
+    ptr = json.loads((out/'checkpoints'/'last.json').read_text()); wf = out/'checkpoints'/ptr['weights']
+    with safe_open(str(wf), framework='pt') as f: meta = f.metadata()
+    save_file({k: v for k, v in load_file(str(wf)).items() if not k.startswith('prior_')}, str(wf), metadata=meta)
+    res = fit(_tiny_model(), dl(), None, train_config('default', epochs=2, ckpt_every=0), out=out, resume=True,
+              device='cpu', quiet=True)
+    assert res['epoch'] == 2
+
+
+def test_refitting_the_prior_twice_scores_the_standard_prior_both_times(tmp_path):
+    from facevae_nb.train import fit_run_prior
+    from facevae_nb.model import save_vae
+    cache, out = _blobs(), tmp_path/'run'
+    m = _tiny_model()
+    fit(m, FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, train_config('default', epochs=1, ckpt_every=0),
+        out=None, device='cpu', quiet=True)
+    save_vae(m, out/'model.safetensors')
+    loaders = lambda: (FaceLoader(cache, 'train', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False),
+                       FaceLoader(cache, 'valid', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False))
+    a = fit_run_prior(out, *loaders()); b = fit_run_prior(out, *loaders())
+    assert a['standard']['nelbo_bpd'] == pytest.approx(b['standard']['nelbo_bpd'], abs=1e-9)
+    assert b['fitted']['nelbo_bpd'] == pytest.approx(a['fitted']['nelbo_bpd'], abs=1e-6)
