@@ -8,8 +8,8 @@ import os, random, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'atomic_path', 'atomic_write_text', 'cache_dir',
-           'amp_dtype', 'image_grid', 'save_grid', 'show_images']
+__all__ = ['FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread', 'atomic_path', 'atomic_write_text',
+           'cache_dir', 'amp_dtype', 'image_grid', 'save_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #756c088a
 import numpy as np
@@ -44,6 +44,17 @@ def seed_everything(seed:int=42 # the seed for Python, NumPy and PyTorch
     "Seed Python's `random`, NumPy and PyTorch (CPU and all GPUs); returns the seed."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return seed
+
+# %% ../nbs/00_core.ipynb #2e34d0e6
+@contextlib.contextmanager
+def one_thread(on:bool=True # False: leave the thread count alone (e.g. when the work runs on a GPU)
+              ):
+    "Run a block with `torch` limited to one CPU thread, restoring the previous count afterwards."
+    n = torch.get_num_threads()
+    if on and n > 1: torch.set_num_threads(1)
+    try: yield
+    finally:
+        if on and n > 1: torch.set_num_threads(n)
 
 # %% ../nbs/00_core.ipynb #98ce41a9
 @contextlib.contextmanager

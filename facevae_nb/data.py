@@ -17,7 +17,7 @@ __all__ = ['CELEBA_ATTRS', 'LAYOUTS', 'SPLITS', 'IMAGE_SIZES', 'CACHE_VERSION', 
 import numpy as np
 import torch
 from PIL import Image
-from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir
+from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread
 
 # %% ../nbs/01_data.ipynb #d02682f8
 CELEBA_ATTRS = ('5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair '
@@ -491,15 +491,6 @@ def _finish(ix, keep, errs, key, folder, secs):
     return FaceCache(np.load(folder/'images.npy', mmap_mode='r'), ix.attrs[torch.from_numpy(keep)], ix.partition[torch.from_numpy(keep)], names, meta, folder)
 
 # %% ../nbs/01_data.ipynb #673017c7
-@contextlib.contextmanager
-def _one_thread(on=True):
-    "Run a block on one CPU thread: for a batch gather this is as fast, and far faster on a busy machine."
-    n = torch.get_num_threads()
-    if on and n > 1: torch.set_num_threads(1)
-    try: yield
-    finally:
-        if on and n > 1: torch.set_num_threads(n)
-
 def _mix(seed, epoch): return (int(seed)*0x9E3779B1 + int(epoch)*0x85EBCA6B + 0x2545F491) % (2**63)
 
 class FaceLoader:
@@ -554,7 +545,7 @@ class FaceLoader:
         idx = idx.to(data.device)
         attrs = self.cache.attrs.to(dev) if self.with_attrs else None
         for b in range(batch, len(self)):
-            with _one_thread(dev.type == 'cpu'):
+            with one_thread(dev.type == 'cpu'):   # a CPU batch gather: one thread is as fast
                 i = idx[b*self.bs:(b + 1)*self.bs]
                 x = data.index_select(0, i).to(dev, non_blocking=True)           # uint8 gather: 1 byte per value
                 if self.flip:

@@ -13,7 +13,7 @@ __all__ = ['GENERATED_ATTRS', 'FACE_SIZE', 'GEN_VERSION', 'sample_face_attrs', '
 # %% ../nbs/02_faces.ipynb #a005967c
 import numpy as np
 import torch
-from .core import FaceVAEError, in_test, cache_dir
+from .core import FaceVAEError, in_test, cache_dir, one_thread
 from .data import CELEBA_ATTRS, attr_index, write_celeba, build_cache, FaceCache
 
 # %% ../nbs/02_faces.ipynb #bdf33fe8
@@ -164,12 +164,9 @@ def render_faces(attrs:torch.Tensor, # bool (B,40): which attributes each face s
     "Draw one face per row of `attrs`: uint8 (B,3,109,89), aligned like CelebA at half size."
     p = _face_params(torch.as_tensor(attrs, dtype=torch.bool), generator)
     out = torch.empty(len(attrs), 3, *FACE_SIZE, dtype=torch.uint8)
-    nt = torch.get_num_threads()
-    torch.set_num_threads(1)   # many small tensors: one thread is far faster than several waiting on each other
-    try:
+    with one_thread():   # many small tensors: one thread is far faster than several waiting on each other
         for i in range(0, len(attrs), chunk):
             out[i:i + chunk] = _draw({k: v[i:i + chunk] for k, v in p.items()}).mul_(255).round_()
-    finally: torch.set_num_threads(nt)
     return out
 
 # %% ../nbs/02_faces.ipynb #35c33313

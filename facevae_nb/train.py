@@ -22,6 +22,7 @@ from .core import *
 from .model import VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, preset_train_defaults, _unwrap
 from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
 from .data import FaceLoader
+from .faces import open_faces
 
 # %% ../nbs/05_train.ipynb #25ea4bce
 @dataclass
@@ -484,11 +485,6 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
     return res
 
 # %% ../nbs/05_train.ipynb #e8b94595
-def _open_data(data, image_size, n_faces):
-    from facevae_nb.faces import open_faces
-    if data == 'generated': return open_faces('generated', image_size=image_size, n=n_faces)
-    return open_faces(data, image_size=image_size)
-
 def _splits(cache, holdout, limit):
     "(train, valid) cache indices: the official split, or the last `holdout` images by name held out."
     if holdout and holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to train on ({len(cache)} images)")
@@ -545,9 +541,9 @@ def run_training(data:str='generated', # 'generated' (built-in procedural faces)
                                grad_clip=grad_clip, weight_decay=weight_decay, amp=amp, compile=compile,
                                max_minutes=max_minutes, ckpt_every=ckpt_every, seed=seed)
         if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be divisible by the {ws} processes")
-        if rank == 0: cache = _open_data(data, image_size, n_faces)       # rank 0 builds the cache once ...
+        if rank == 0: cache = open_faces(data, image_size=image_size, n=n_faces)       # rank 0 builds the cache once ...
         if ws > 1: torch.distributed.barrier()
-        if rank != 0: cache = _open_data(data, image_size, n_faces)       # ... the others then just open it
+        if rank != 0: cache = open_faces(data, image_size=image_size, n=n_faces)       # ... the others then just open it
         tr, va = _splits(cache, holdout, limit)
         train_dl = FaceLoader(cache, tr, batch_size=cfg.batch_size // ws, shuffle=True, flip=True, device=dev,
                               seed=cfg.seed, rank=rank, world_size=ws)

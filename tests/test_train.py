@@ -17,12 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--image-size', '32', '--latent-dim', '16', '--widths', '16,32,64', '--n-faces', '400', '--device', 'cpu', '--quiet']
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    "Tiny models run fastest on one thread (and the machine is shared); restored afterwards."
-    old = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tiny models run fastest on one thread (conftest)
 
 
 def _blobs(n=320, s=32, seed=0):
