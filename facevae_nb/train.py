@@ -406,7 +406,7 @@ def run(self:Trainer) -> dict:
     if cfg.compile: self.tmodel = torch.compile(self.tmodel)
     from tqdm.auto import tqdm
     pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main, leave=False, dynamic_ncols=True)
-    stopped, step0 = 'done', st['step']
+    stopped, step0, t0 = 'done', st['step'], self.clock()[0]
     if st['epoch'] >= cfg.epochs and self.main and not self.quiet:
         print(f"this run has already trained its {cfg.epochs} epochs; pass a larger --epochs to train longer")
     self.model.train()
@@ -414,6 +414,9 @@ def run(self:Trainer) -> dict:
         while st['epoch'] < cfg.epochs and stopped == 'done':
             for b in (self.train_dl.iter_from(st['epoch'], st['batch']) if st['batch'] < spe else []):
                 t, dt = self.clock(); ts = time.perf_counter()
+                # seconds per step: the recent compute time, or the average wall time of this session's steps when that is
+                # larger (it includes the loader and each epoch's validation, figures and checkpoint)
+                if dt and st['step'] > step0: dt = max(dt, (t - t0)/(st['step'] - step0))
                 pt, stop = time_progress(st['step'], t, dt, self.budget) if self.budget else (0.0, False)
                 if stop: stopped = 'time'; break
                 L = self.step(_images(b), max((st['step'] + 1) / self.total, pt))
