@@ -4,17 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #4a2c2eb8
 from __future__ import annotations
-import os, random, tempfile, contextlib
+import os, re, json, math, errno, random, numbers, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread', 'atomic_path', 'atomic_write_text',
-           'cache_dir', 'amp_dtype', 'image_grid', 'save_grid', 'show_images']
-
-# %% ../nbs/00_core.ipynb #756c088a
-import numpy as np
-import torch
-from torchvision.utils import make_grid, save_image
+__all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',
+           'atomic_path', 'atomic_write_text', 'check_writable', 'read_json', 'check_options', 'cache_dir', 'amp_dtype',
+           'image_grid', 'image_format', 'save_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #5ca15d80
 class FaceVAEError(Exception):
@@ -29,10 +25,19 @@ def in_test() -> bool:
 def get_device(device:str|torch.device|None=None # 'cuda', 'mps', 'cpu', 'cuda:1', ... or None to pick the best available
               ) -> torch.device:
     "The requested device, or the best one available: CUDA, then Apple MPS, then CPU."
+    import torch
     if device is not None and str(device) != 'auto':
-        dev = torch.device(device)
+        try: dev = torch.device(device)
+        except (RuntimeError, TypeError, ValueError): dev = None
+        if dev is None or dev.type not in ('cuda', 'mps', 'cpu'):
+            raise FaceVAEError(f"device={str(device)!r} is not a device this project runs on: use 'cuda', 'cuda:1', 'mps' or "
+                               "'cpu', or leave it unset for the best available")
         if dev.type == 'cuda' and not torch.cuda.is_available():
             raise FaceVAEError(f"device {str(device)!r} was asked for, but no CUDA GPU is visible; use --device cpu or leave it unset")
+        if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+            raise FaceVAEError(f"device {str(device)!r} was asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+            raise FaceVAEError(f"device 'mps' was asked for, but Apple's MPS is not available here; use --device cpu or leave it unset")
         return dev
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
@@ -42,6 +47,7 @@ def get_device(device:str|torch.device|None=None # 'cuda', 'mps', 'cpu', 'cuda:1
 def seed_everything(seed:int=42 # the seed for Python, NumPy and PyTorch
                    ) -> int:
     "Seed Python's `random`, NumPy and PyTorch (CPU and all GPUs); returns the seed."
+    import numpy as np, torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return seed
 
@@ -50,6 +56,7 @@ def seed_everything(seed:int=42 # the seed for Python, NumPy and PyTorch
 def one_thread(on:bool=True # False: leave the thread count alone (e.g. when the work runs on a GPU)
               ):
     "Run a block with `torch` limited to one CPU thread, restoring the previous count afterwards."
+    import torch
     n = torch.get_num_threads()
     if on and n > 1: torch.set_num_threads(1)
     try: yield
@@ -57,16 +64,39 @@ def one_thread(on:bool=True # False: leave the thread count alone (e.g. when the
         if on and n > 1: torch.set_num_threads(n)
 
 # %% ../nbs/00_core.ipynb #98ce41a9
+def _umask() -> int:
+    "The process umask (read from /proc where possible: setting it to read it is not thread-safe)."
+    try: return int(re.search(r'Umask:\s*([0-7]+)', Path('/proc/self/status').read_text())[1], 8)
+    except (OSError, TypeError, ValueError):
+        m = os.umask(0o22); os.umask(m); return m
+
+def _io_error(e:BaseException, path:Path):
+    "`e` as an `OSError` naming `path`, when it is an I/O error that does not name a file of its own; else None."
+    if isinstance(e, OSError): code, msg = e.errno, e.strerror
+    elif type(e).__name__ == 'SafetensorError' and (m := re.search(r'code: (\d+)', str(e))): code = int(m[1]); msg = os.strerror(code)
+    else: return None
+    if code is None: return None
+    return OSError(code, msg, str(path))
+
 @contextlib.contextmanager
 def atomic_path(path:str|Path # the final file name
                ):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block finishes without error."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    path = Path(path)
+    if path.is_dir(): raise FaceVAEError(f"{path} is a folder: give the name of a file to write (e.g. {path/'out.png'})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try: fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as e: raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd); tmp = Path(tmp)
     try:
         yield tmp
+        mode = (path.stat().st_mode & 0o777) if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except Exception as e:
+        named = getattr(e, 'filename', None) not in (None, str(tmp))   # an error about some other file: keep it
+        if not named and (err := _io_error(e, path)) is not None: raise err from e
+        raise
     finally:
         if tmp.exists(): tmp.unlink()
 
@@ -77,6 +107,63 @@ def atomic_write_text(path:str|Path, # the final file name
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #a18ae464
+def check_writable(path:str|Path, # a file to be written, or (with `folder=True`) a folder to write into
+                   folder:bool=False # `path` is a folder (it need not exist yet)
+                  ) -> Path:
+    "`path` if it can be written, else an error naming it: call before any slow work whose result goes there."
+    p = Path(path).expanduser()
+    if not folder and p.is_dir(): raise FaceVAEError(f"{p} is a folder: give the name of a file to write (e.g. {p/'out.png'})")
+    if folder and p.exists() and not p.is_dir(): raise FaceVAEError(f"{p} is a file, not a folder: choose another name")
+    d = p if folder else p.parent
+    base = next(q for q in (d, *d.parents) if q.exists())      # the deepest folder that exists already
+    if not base.is_dir(): raise FaceVAEError(f"{base} is a file, so the folder {d} cannot be made there")
+    try: fd, t = tempfile.mkstemp(prefix='.facevae-write-check.', dir=base)
+    except OSError as e: raise OSError(e.errno, e.strerror, str(d)) from None
+    os.close(fd); os.unlink(t)
+    return p
+
+# %% ../nbs/00_core.ipynb #2021bc4f
+def read_json(path:str|Path # a JSON file this project wrote
+             ):
+    "The contents of the JSON file `path`; a damaged file is an error that names it."
+    p = Path(path)
+    try: return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f' ({e.msg}, line {e.lineno})' if isinstance(e, json.JSONDecodeError) else ''
+        raise FaceVAEError(f"{p} is damaged: it is not valid JSON{where}. Restore it, or delete the folder and start again") from None
+
+# %% ../nbs/00_core.ipynb #6cb61d3c
+OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, largest or None)
+    # counts
+    'n': (True, 1, True, None), 'nrow': (True, 1, True, None), 'ncols': (True, 1, True, None), 'k': (True, 1, True, None),
+    'batch_size': (True, 1, True, None), 'max_images': (True, 1, True, None), 'n_faces': (True, 1, True, None),
+    'epochs': (True, 1, True, None), 'limit': (True, 1, True, None), 'latent_dim': (True, 1, True, None),
+    'image_size': (True, 1, True, None), 'n_samples': (True, 1, True, None), 'log_every': (True, 1, True, None),
+    'nan_patience': (True, 1, True, None), 'holdout': (True, 0, True, None), 'ckpt_every': (True, 0, True, None),
+    'seed': (True, 0, True, None),
+    # amounts
+    'lr': (False, 0, False, None), 'weight_decay': (False, 0, True, None), 'grad_clip': (False, 0, True, None),
+    'kl_warmup_epochs': (False, 0, True, None), 'warmup': (False, 0, True, 1), 'min_lr_frac': (False, 0, True, 1),
+    'nan_backoff': (False, 0, False, 1), 'minutes': (False, 0, False, None), 'max_minutes': (False, 0, False, None),
+    'threshold': (False, 0, True, None), 'temperature': (False, None, True, None)}
+
+def check_options(**values) -> dict:
+    "Check option values by name against `OPTION_RULES` (and every number for being finite); returns them."
+    for name, v in values.items():
+        if v is None or (isinstance(v, bool) and name not in OPTION_RULES): continue
+        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and not math.isfinite(v):
+            raise FaceVAEError(f"{name}={v!r} is not a number: give a finite value")
+        if name not in OPTION_RULES: continue
+        whole, lo, lo_ok, hi = OPTION_RULES[name]
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or (whole and v != int(v)):
+            raise FaceVAEError(f"{name}={v!r} must be a {'whole number' if whole else 'number'}")
+        if lo is not None and (v < lo if lo_ok else v <= lo):
+            raise FaceVAEError(f"{name}={v!r} is too small: it must be {'at least' if lo_ok else 'more than'} {lo}")
+        if hi is not None and v > hi: raise FaceVAEError(f"{name}={v!r} is too large: it must be at most {hi}")
+    return values
+
 
 # %% ../nbs/00_core.ipynb #08f0b8a9
 def cache_dir(sub:str='' # a sub-folder
@@ -91,6 +178,7 @@ def cache_dir(sub:str='' # a sub-folder
 def amp_dtype(device:str|torch.device # the device the model runs on
              ) -> torch.dtype|None:
     "The autocast dtype for `device`: bf16 where supported, fp16 on older CUDA GPUs, None where autocast does not pay."
+    import torch
     dev = torch.device(device)
     if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dev.type == 'cpu': return torch.bfloat16
@@ -102,17 +190,34 @@ def image_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1]
                padding:int=2 # pixels between images
               ) -> torch.Tensor:
     "A (3,H,W) grid of the images in `x`, clamped to [0,1], on the CPU."
+    from torchvision.utils import make_grid
+    check_options(nrow=nrow)
     return make_grid(x.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
 
 # %% ../nbs/00_core.ipynb #62084fa9
+IMAGE_FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG', '.webp': 'WEBP', '.tif': 'TIFF', '.tiff': 'TIFF'}
+
+def image_format(path:str|Path # an image file name
+                ) -> str:
+    "The format (PIL's name, e.g. 'PNG') that the extension of `path` asks for; an unknown extension is an error."
+    p = Path(path); fmt = IMAGE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise FaceVAEError(f"{p}: {repr(p.suffix) if p.suffix else 'no extension'} is not an image type this can write; "
+                           f"end the name with {', '.join(IMAGE_FORMATS)}")
+    return fmt
+
 def save_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], or one (3,H,W) grid
-              path:str|Path, # PNG file to write
+              path:str|Path, # image file to write: .png, .jpg, .webp or .tif
               nrow:int=8 # images per row
              ) -> Path:
-    "Save `x` as a PNG grid, atomically; returns the path."
+    "Save `x` as an image grid in the format of its extension, atomically; returns the path."
+    import torch
+    from torchvision.utils import save_image
+    path, fmt = Path(path), image_format(path)
+    if x.numel() == 0: raise FaceVAEError(f"there are no images to save to {path}")
+    if not torch.isfinite(x).all(): raise FaceVAEError(f"the images for {path} contain NaN or infinite values; nothing was written")
     g = x if x.dim() == 3 else image_grid(x, nrow=nrow)
-    path = Path(path)
-    with atomic_path(path) as tmp: save_image(g, tmp, format='png')
+    with atomic_path(path) as tmp: save_image(g, tmp, format=fmt)
     return path
 
 # %% ../nbs/00_core.ipynb #82a03312

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_model.ipynb #6ed50e8e
 from __future__ import annotations
-import json, math, difflib
+import json, math, numbers, difflib
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
@@ -19,6 +19,16 @@ import torch.nn.functional as F
 from .core import FaceVAEError, atomic_path, get_device
 
 # %% ../nbs/03_model.ipynb #133e8132
+def _real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+def _whole(v, name, lo, many=False, hint=''):
+    "`v` as an int of at least `lo` (with `many`: a list or tuple of them), else a one-line `FaceVAEError` naming `name`."
+    vs = v if many else (v,)
+    if not (isinstance(vs, (list, tuple)) and all(_real(x) and math.isfinite(x) and x == int(x) and x >= lo for x in vs)):
+        what = f"one or more whole numbers >= {lo}" if many else f"a whole number >= {lo}"
+        raise FaceVAEError(f"{name}={v!r} is out of range: it must be {what}" + (f" ({hint})" if hint else ''))
+    return tuple(int(x) for x in vs) if many else int(v)
+
 @dataclass
 class VAEConfig:
     "Everything needed to rebuild a `VAE`; plain JSON-able values only."
@@ -36,20 +46,26 @@ class VAEConfig:
     sigma:float|str='optimal' # decoder std on the [0,1] scale, or 'optimal': sqrt of the batch MSE, every batch
     sigma_min:float=1e-3 # floor for the optimal sigma
     def __post_init__(self):
-        self.widths = tuple(int(w) for w in self.widths)
+        w = self.widths
+        self.widths = _whole(w, 'widths', 1, many=True, hint="channels per stage, e.g. (32, 64, 128, 256)")
+        if not self.widths: raise FaceVAEError(f"widths={w!r} is empty: give the channels of at least one stage, e.g. (32, 64, 128, 256)")
         b = self.blocks
-        self.blocks = tuple(int(v) for v in b) if isinstance(b, (list, tuple)) else (int(b),)*len(self.widths)
+        self.blocks = (_whole(b, 'blocks', 0, many=True) if isinstance(b, (list, tuple)) else
+                       (_whole(b, 'blocks', 0),)*len(self.widths))
         if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per stage ({len(self.widths)})")
         if self.norm not in ('batch', 'group', 'none'): raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
         if self.act not in ('leaky', 'silu'): raise FaceVAEError(f"act={self.act!r}: use 'leaky' or 'silu'")
         if self.up not in ('convT', 'nearest'): raise FaceVAEError(f"up={self.up!r}: use 'convT' or 'nearest'")
         if self.recon not in ('sse', 'gaussian'): raise FaceVAEError(f"recon={self.recon!r}: use 'sse' or 'gaussian'")
+        self.image_size, self.latent_dim = _whole(self.image_size, 'image_size', 1), _whole(self.latent_dim, 'latent_dim', 1)
         f = 2**len(self.widths)
         if self.image_size % f or self.image_size < f:
             raise FaceVAEError(f"image_size={self.image_size} must be a positive multiple of {f} "
                                f"(the model halves the size {len(self.widths)} times); use 64 or 128")
-        if isinstance(self.sigma, str) and self.sigma != 'optimal': raise FaceVAEError(f"sigma={self.sigma!r}: use a number or 'optimal'")
-        if self.latent_dim < 1: raise FaceVAEError(f"latent_dim={self.latent_dim} must be at least 1")
+        if self.sigma != 'optimal' and not (_real(self.sigma) and 0 < self.sigma < math.inf):
+            raise FaceVAEError(f"sigma={self.sigma!r}: use a finite number > 0 or 'optimal'")
+        if not (_real(self.sigma_min) and 0 < self.sigma_min < math.inf):
+            raise FaceVAEError(f"sigma_min={self.sigma_min!r}: use a finite number > 0")
 
 # %% ../nbs/03_model.ipynb #5d6f3986
 PRESETS = {

@@ -4,14 +4,16 @@
 
 # %% ../nbs/05_train.ipynb #7b4ae9b6
 from __future__ import annotations
-import os, sys, json, math, time, random, csv, io, contextlib
+import os, re, sys, json, math, time, random, csv, io, socket, atexit, shutil, tempfile, contextlib
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'evaluate', 'train_step', 'write_metrics', 'plot_losses',
-           'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training']
+__all__ = ['MANIFEST', 'LOCK', 'COURSE_ENV', 'DATA_ENV', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress',
+           'kl_weight_at', 'rng_state', 'set_rng_state', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run',
+           'clean_temporaries', 'open_run', 'save_checkpoint', 'load_checkpoint', 'evaluate', 'train_step',
+           'write_metrics', 'plot_losses', 'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training',
+           'course_dir', 'course_run']
 
 # %% ../nbs/05_train.ipynb #ff5961a7
 import numpy as np
@@ -48,6 +50,11 @@ class TrainConfig:
     nan_backoff:float=0.5 # the LR is multiplied by this after every non-finite step
     n_samples:int=64 # prior samples in each epoch's sample grid
     log_every:int=10 # steps between loss records (progress bar, loss curve)
+    def __post_init__(self):
+        check_options(**asdict(self))                  # the project's one table of rules (core.OPTION_RULES)
+        for k in ('epochs', 'batch_size', 'ckpt_every', 'seed', 'nan_patience', 'n_samples', 'log_every'): setattr(self, k, int(getattr(self, k)))
+        if self.optimizer not in ('adam', 'adamw'): raise FaceVAEError(f"optimizer={self.optimizer!r}: use 'adam' or 'adamw'")
+        if self.schedule not in ('cosine', 'constant'): raise FaceVAEError(f"schedule={self.schedule!r}: use 'cosine' or 'constant'")
 
 # %% ../nbs/05_train.ipynb #006f0e93
 _OPTIM_KEYS = ('optimizer', 'lr', 'weight_decay', 'batch_size', 'kl_warmup_epochs', 'grad_clip')
@@ -62,11 +69,7 @@ def train_config(preset:str='default', # 'seed' or 'default': starts from this p
     bad = [k for k in overrides if k not in names]
     if bad: raise FaceVAEError(f"unknown training option(s) {bad}; valid ones: {sorted(names)}")
     kw.update({k: v for k, v in overrides.items() if v is not None})
-    if kw.get('optimizer', 'adamw') not in ('adam', 'adamw'):
-        raise FaceVAEError(f"optimizer={kw['optimizer']!r}: use 'adam' or 'adamw'")
-    if kw.get('schedule', 'cosine') not in ('cosine', 'constant'):
-        raise FaceVAEError(f"schedule={kw['schedule']!r}: use 'cosine' or 'constant'")
-    return TrainConfig(**kw)
+    return TrainConfig(**kw)                             # which checks every value
 
 # %% ../nbs/05_train.ipynb #4e7d6a89
 def lr_factor(progress:float, # fraction of the run done, in [0, 1]
@@ -123,25 +126,189 @@ def set_rng_state(s:dict # as returned by `rng_state`
     p = s['python']
     random.setstate((p['version'], tuple(int(w) for w in p['words'].tolist()), p['gauss_next']))
 
+# %% ../nbs/05_train.ipynb #a1f0c002
+MANIFEST = '.facevae-manifest.json'   # in a run folder: the files facevae wrote there
+
+def run_files(run:str|Path # a run folder
+             ) -> set:
+    "The files (paths relative to `run`) that facevae wrote in `run`, from its manifest; empty when it has none."
+    p = Path(run)/MANIFEST
+    if not p.exists(): return set()
+    m = read_json(p)
+    if not isinstance(m, dict) or not isinstance(m.get('files'), list):
+        raise FaceVAEError(f"{p} is damaged: it does not list files. Restore it, or start a new run with another --out")
+    return set(m['files'])
+
+def _write_manifest(run, files):
+    atomic_write_text(Path(run)/MANIFEST, json.dumps(dict(format='facevae-run', files=sorted(files)), indent=0))
+
+def claim(run:str|Path, # the run folder
+          *names:str # files about to be written, relative to `run` (e.g. 'checkpoints/last.json')
+         ):
+    "Add `names` to the manifest before they are written; an existing file that facevae did not write is refused."
+    run = Path(run); own = run_files(run); new = [n for n in names if n not in own]
+    for n in new:
+        if (run/n).exists() or (run/n).is_symlink():
+            raise FaceVAEError(f"{run/n} was not written by facevae, and facevae never overwrites files it did not write: "
+                               "move it away, or use another --out")
+    if new: _write_manifest(run, own | set(new))
+
+def remove_own(run:str|Path, # the run folder
+               *names:str # files to delete, relative to `run`
+              ) -> list:
+    "Delete those of `names` that the manifest lists (facevae wrote them); every other file is left alone. Returns the deleted."
+    run = Path(run); own = run_files(run); gone = [n for n in names if n in own]
+    for n in gone: (run/n).unlink(missing_ok=True)
+    if gone: _write_manifest(run, own - set(gone))
+    return gone
+
+# %% ../nbs/05_train.ipynb #a1f0c005
+LOCK = '.facevae-lock'   # in a run folder while a training writes there: its pid, host and start time
+_HELD = {}               # run folders this process has locked: resolved path -> nesting depth
+
+def _boot_id():
+    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
+    except OSError: return None
+
+def _proc(pid):
+    "(state, start time in clock ticks after boot) of process `pid` from /proc (Linux); None where unknown."
+    try: f = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    except (OSError, IndexError): return None
+    return f[0], f[19]
+
+def _alive(info:dict) -> bool:
+    "Whether the process a lock names may still be running (on another host it cannot be checked: assume so)."
+    if info.get('host') != socket.gethostname(): return True
+    if info.get('boot') and _boot_id() and info['boot'] != _boot_id(): return False     # the machine rebooted since
+    pid = info.get('pid')
+    if not isinstance(pid, int) or pid <= 0: return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass                                  # another user's process: alive
+    p = _proc(pid)
+    if p is None: return True
+    return p[0] not in ('Z', 'X') and (info.get('proc_start') in (None, p[1]))   # a zombie, or the pid was reused
+
+def _lock_info(lock):
+    try: d = json.loads(Path(lock).read_text())
+    except (OSError, ValueError): return {}
+    return d if isinstance(d, dict) else {}
+
+def _take_over(lock, info):
+    "Remove the stale lock `info` -- unless another process replaced it meanwhile, then put that one back."
+    aside = lock.with_name(f'{LOCK}.{os.getpid()}.stale')
+    try: os.replace(lock, aside)
+    except FileNotFoundError: return
+    if _lock_info(aside) == info:
+        print(f"note: {lock.parent} was locked by process {info.get('pid')} on {info.get('host')}, which is not running "
+              "any more; taking the lock over", file=sys.stderr)
+    else:
+        with contextlib.suppress(OSError): os.link(aside, lock)
+    aside.unlink(missing_ok=True)
+
+def _take_lock(lock:Path) -> dict:
+    me = dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'), boot=_boot_id(),
+              proc_start=(_proc(os.getpid()) or (None, None))[1])
+    for _ in range(100):
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError: pass
+        else:
+            with os.fdopen(fd, 'w') as f: f.write(json.dumps(me))
+            return me
+        info = _lock_info(lock)
+        if not info:                                   # just created by another process, which is writing it now
+            try: young = time.time() - lock.stat().st_mtime < 5
+            except FileNotFoundError: continue
+            if young: time.sleep(0.05); continue
+        elif _alive(info):
+            raise FaceVAEError(f"{lock.parent} is in use by another training (pid {info.get('pid')} on {info.get('host')}, "
+                               f"started {info.get('started')}): wait for it to end, or use another --out "
+                               f"(if that process is gone, delete {lock})")
+        _take_over(lock, info)
+    raise FaceVAEError(f"could not take the lock {lock}: other processes keep taking it; use another --out")
+
+@contextlib.contextmanager
+def run_lock(run:str|Path # the run folder (created if needed)
+            ):
+    "Hold the lock of the run folder `run` for the block; a live process holding it is a `FaceVAEError` naming it."
+    run = Path(run); key = str(run.resolve())
+    if key in _HELD:                                   # this process holds it already: just nest
+        _HELD[key] += 1
+        try: yield run
+        finally: _HELD[key] -= 1
+        return
+    run.mkdir(parents=True, exist_ok=True)
+    me = _take_lock(run/LOCK); _HELD[key] = 1
+    try: yield run
+    finally:
+        del _HELD[key]
+        if _lock_info(run/LOCK) == me: (run/LOCK).unlink(missing_ok=True)
+
+# %% ../nbs/05_train.ipynb #a1f0c008
+_TMP = re.compile(r'\.(.+)\.[a-z0-9_]{8}\.tmp')     # how `atomic_path` (tempfile.mkstemp) names a temporary file
+_OURS = re.compile(r'config\.json|model\.safetensors|prior\.json|metrics\.(csv|jsonl)|checkpoints/(last|best)\.json|'
+                   r'figures/(loss|samples_e\d{3,}|recon_e\d{3,})\.png')
+
+def is_run(run:str|Path # a folder
+          ) -> bool:
+    "Whether `run` is a facevae run folder: it has a manifest, or (older runs) a `config.json` written by `run_training`."
+    run = Path(run)
+    if (run/MANIFEST).exists(): return True
+    try: c = read_json(run/'config.json') if (run/'config.json').is_file() else None
+    except FaceVAEError: return False                   # someone else's config.json
+    return isinstance(c, dict) and {'model', 'train', 'data'} <= c.keys()
+
+def _adopt(run):
+    "Give a run from before manifests a manifest: the files facevae writes there, by name, and the checkpoints it points at."
+    if (run/MANIFEST).exists() or not is_run(run): return
+    have = {p.relative_to(run).as_posix() for p in run.rglob('*') if p.is_file()}
+    own = {n for n in have if _OURS.fullmatch(n)}
+    for t in ('last', 'best'):
+        if f'checkpoints/{t}.json' in own:
+            ptr = read_json(run/'checkpoints'/f'{t}.json')
+            own |= {f"checkpoints/{ptr.get(k)}" for k in ('weights', 'state')} & have
+    _write_manifest(run, own)
+
+def clean_temporaries(run:str|Path # a run folder whose lock this process holds
+                     ) -> list:
+    "Delete the temporaries a killed write left next to the run's own files; returns their names. Nothing else is touched."
+    run = Path(run); own = run_files(run) | {MANIFEST}; gone = []
+    for d in {(run/n).parent for n in own}:
+        for f in d.glob('.*.tmp'):
+            m = _TMP.fullmatch(f.name)
+            if m and (f.parent/m[1]).relative_to(run).as_posix() in own: f.unlink(missing_ok=True); gone.append(f.name)
+    if gone: print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
+    return gone
+
+@contextlib.contextmanager
+def open_run(run:str|Path # the run folder (created if needed)
+            ):
+    "Lock `run` for this process, give an older run a manifest, and delete stale temporaries of its own files."
+    with run_lock(run) as run:
+        _adopt(run); clean_temporaries(run)
+        own = run_files(run); keep = {n for n in own if (run/n).exists()}
+        if keep != own: _write_manifest(run, keep)      # forget files that were claimed but never written
+        yield run
+
 # %% ../nbs/05_train.ipynb #dacb2f21
 def save_checkpoint(ckdir:str|Path, # the run's `checkpoints/` folder
                     model:nn.Module, # the model (wrappers are unwrapped)
                     state:dict, # training state: tensors, numbers, strings, lists, dicts only
                     best:bool=False # also make this the `best` checkpoint
                    ) -> Path:
-    "Write weights (safetensors) + state (`weights_only`-loadable), then atomically point `last.json` at them."
-    ckdir = Path(ckdir); step = int(state['step'])
+    "Write weights (safetensors) + state (`weights_only`-loadable), atomically point `last.json` at them, prune older ones."
+    ckdir = Path(ckdir); step = int(state['step']); run, sub = ckdir.parent, ckdir.name
     name = f'step{step:08d}'
+    claim(run, *(f'{sub}/{f}' for f in (f'{name}.safetensors', f'{name}.pt', 'last.json', *(['best.json'] if best else []))))
     save_vae(model, ckdir/f'{name}.safetensors', metadata={'step': step, 'epoch': state.get('epoch', 0)})
     with atomic_path(ckdir/f'{name}.pt') as tmp: torch.save(state, tmp)
     ptr = json.dumps(dict(step=step, epoch=state.get('epoch'), batch=state.get('batch'),
                           weights=f'{name}.safetensors', state=f'{name}.pt'))
     atomic_write_text(ckdir/'last.json', ptr)
     if best: atomic_write_text(ckdir/'best.json', ptr)
-    keep = {json.loads((ckdir/f'{t}.json').read_text())[k] for t in ('last', 'best') if (ckdir/f'{t}.json').exists()
+    keep = {read_json(ckdir/f'{t}.json')[k] for t in ('last', 'best') if (ckdir/f'{t}.json').exists()
             for k in ('weights', 'state')}
-    for f in ckdir.glob('step*'):
-        if f.name not in keep: f.unlink(missing_ok=True)
+    remove_own(run, *(f'{sub}/{f.name}' for f in ckdir.glob('step*') if f.name not in keep))   # only files it wrote
     return ckdir/f'{name}.pt'
 
 # %% ../nbs/05_train.ipynb #606a8abf
@@ -152,7 +319,7 @@ def load_checkpoint(ckdir:str|Path, # a run's `checkpoints/` folder
     from safetensors.torch import load_file
     ckdir = Path(ckdir); ptr = ckdir/f'{tag}.json'
     if not ptr.exists(): return None
-    meta = json.loads(ptr.read_text())
+    meta = read_json(ptr)
     wf, sf = ckdir/meta['weights'], ckdir/meta['state']
     for f in (wf, sf):
         if not f.exists(): raise FaceVAEError(f"{ptr} points at {f.name}, which is missing; the checkpoint folder was modified")
@@ -231,8 +398,8 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
 def write_metrics(out:str|Path, # the run folder
                   rows:list # one dict per epoch
                  ):
-    "Write `metrics.csv` and `metrics.jsonl` in `out`, atomically."
-    out = Path(out)
+    "Write `metrics.csv` and `metrics.jsonl` in `out`, atomically (never over files facevae did not write)."
+    out = Path(out); claim(out, 'metrics.jsonl', 'metrics.csv')
     atomic_write_text(out/'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=keys); w.writeheader(); w.writerows(rows)
@@ -277,7 +444,7 @@ def make_optimizer(model:nn.Module, # the model
 # %% ../nbs/05_train.ipynb #7dbd7dfb
 class Trainer:
     "The state of one training run; `fit` creates it, optionally `restore`s it, and `run`s it."
-    def __init__(self, model, train_dl, valid_dl=None, cfg=None, out=None, device=None, quiet=None):
+    def __init__(self, model, train_dl, valid_dl=None, cfg=None, out=None, device=None, quiet=None, clock=time.perf_counter):
         self.cfg = cfg = cfg or train_config(_unwrap(model).config.preset)
         self.dev = dev = get_device(device); self.quiet = in_test() if quiet is None else quiet
         self.rank, self.ws = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if _dist() else (0, 1)
@@ -291,10 +458,11 @@ class Trainer:
         self.spe = len(train_dl); self.total = max(1, cfg.epochs * self.spe)
         self.budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         self.st = dict(step=0, epoch=0, batch=0, elapsed=0.0, dt=0.0, lr_scale=1.0, skipped=0, bad_run=0, best=None,
-                       metrics=[], losses=[], acc=[0.0]*5, log=[0.0, 0])
+                       metrics=[], losses=[], acc=[0.0]*5, log=[0.0, 0], time_stop=None)
         vx = _first_images(valid_dl) if self.main and self.out is not None else None   # before any RNG is restored
         self.valid_x = vx.to(dev) if vx is not None else None
-        self.lr, self.klw, self.t0 = cfg.lr, 0.0, time.perf_counter()
+        self.timer = clock                              # the only source of time: tests pass a fake clock
+        self.lr, self.klw, self.t0 = cfg.lr, 0.0, clock()
 
 def _first_images(loader, n=8):
     if loader is None: return None
@@ -307,7 +475,7 @@ def checkpoint(self:Trainer, best:bool=False):
     if self.out is None or not self.main: return
     state = dict(self.st, optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(), rng=rng_state(),
                  config=asdict(self.cfg), world_size=self.ws)
-    state['elapsed'] = self.clock(sync=False)[0]
+    state['elapsed'] = self.elapsed(sync=False)[0]
     save_checkpoint(self.out/'checkpoints', self.model, state, best=best)
 
 @patch
@@ -319,16 +487,16 @@ def restore(self:Trainer) -> bool:
     for k in ('prior_loc', 'prior_tril'): w.setdefault(k, getattr(_unwrap(self.model), k))   # checkpoints from before fitted priors
     _unwrap(self.model).load_state_dict(w)
     s = ck['state']; self.opt.load_state_dict(s['optimizer']); self.scaler.load_state_dict(s['scaler'])
-    self.st.update({k: s[k] for k in self.st}); set_rng_state(s['rng'])
-    self.t0 = time.perf_counter()
+    self.st.update({k: s[k] for k in self.st if k in s}); set_rng_state(s['rng'])   # older checkpoints lack newer keys
+    self.t0 = self.timer()
     if not self.quiet and self.main: print(f"resuming from step {self.st['step']} (epoch {self.st['epoch']+1}, batch {self.st['batch']})")
     return True
 
 # %% ../nbs/05_train.ipynb #f905ca0f
 @patch
-def clock(self:Trainer, sync:bool=True) -> list:
+def elapsed(self:Trainer, sync:bool=True) -> list:
     "[seconds of training so far, seconds per step]; under DDP, rank 0's."
-    v = [self.st['elapsed'] + time.perf_counter() - self.t0, self.st['dt']]
+    v = [self.st['elapsed'] + self.timer() - self.t0, self.st['dt']]
     if sync and self.ws > 1 and self.budget:
         v = torch.tensor(v, dtype=torch.float64, device=self.dev); torch.distributed.broadcast(v, 0); v = v.tolist()
     return v
@@ -336,6 +504,7 @@ def clock(self:Trainer, sync:bool=True) -> list:
 # %% ../nbs/05_train.ipynb #fa0ee81d
 def _epoch_figures(model, out, e, n, valid_x, seed):
     m = _unwrap(model)
+    claim(out, f'figures/samples_e{e:03d}.png', *([f'figures/recon_e{e:03d}.png'] if valid_x is not None else []))
     save_grid(m.sample(n, generator=torch.Generator().manual_seed(seed), device='cpu'), out/'figures'/f'samples_e{e:03d}.png')
     if valid_x is not None:
         save_grid(torch.cat([valid_x.cpu(), m.reconstruct(valid_x).cpu()]), out/'figures'/f'recon_e{e:03d}.png', nrow=len(valid_x))
@@ -346,7 +515,7 @@ def end_of_epoch(self:Trainer) -> bool:
     st, a = self.st, self.st['acc']; n = max(a[0], 1)
     row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'], loss=a[1]/n, recon=a[2]/n,
                kl=a[3]/n, mse=a[4]/n, kl_weight=self.klw, lr=self.lr, skipped=st['skipped'],
-               minutes=round(self.clock()[0]/60, 3))
+               minutes=round(self.elapsed()[0]/60, 3))
     st['acc'], best = [0.0]*5, self.main
     if self.main and self.valid_dl is not None:
         v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.cfg.amp)
@@ -357,6 +526,7 @@ def end_of_epoch(self:Trainer) -> bool:
     if self.out is not None and self.main:
         _epoch_figures(self.model, self.out, len(st['metrics']), self.cfg.n_samples, self.valid_x, self.cfg.seed)
         write_metrics(self.out, st['metrics'])
+        claim(self.out, 'figures/loss.png', 'model.safetensors')
         plot_losses(st['metrics'], st['losses'], self.out/'figures'/'loss.png')
         if best: save_vae(self.model, self.out/'model.safetensors', metadata=dict(row, source='best validation -ELBO'))
     if not self.quiet and self.main:
@@ -387,7 +557,7 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
                         f"LR scale now {st['lr_scale']:.3g}", file=sys.stderr)
     if st['bad_run'] >= cfg.nan_patience:
         last = self.out/'checkpoints'/'last.json' if self.out is not None else None
-        where = (f"the last good checkpoint ({last}, step {json.loads(last.read_text())['step']}) is intact; "
+        where = (f"the last good checkpoint ({last}, step {read_json(last)['step']}) is intact; "
                  if last is not None and last.exists() else '')
         raise FaceVAEError(f"training stopped: the loss or gradient was non-finite for {st['bad_run']} steps in a row "
                            f"(epoch {st['epoch']+1}, batch {st['batch']}, step {st['step']}) even after lowering the LR "
@@ -406,21 +576,23 @@ def run(self:Trainer) -> dict:
     if cfg.compile: self.tmodel = torch.compile(self.tmodel)
     from tqdm.auto import tqdm
     pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main, leave=False, dynamic_ncols=True)
-    stopped, step0, t0 = 'done', st['step'], self.clock()[0]
+    step0, t0 = st['step'], self.elapsed()[0]
+    # a time stop is decided once and saved in the checkpoint: a resume honours it unless the budget was raised
+    stopped = 'time' if self.budget and st['time_stop'] is not None and self.budget <= st['time_stop'] else 'done'
     if st['epoch'] >= cfg.epochs and self.main and not self.quiet:
         print(f"this run has already trained its {cfg.epochs} epochs; pass a larger --epochs to train longer")
     self.model.train()
     try:
         while st['epoch'] < cfg.epochs and stopped == 'done':
             for b in (self.train_dl.iter_from(st['epoch'], st['batch']) if st['batch'] < spe else []):
-                t, dt = self.clock(); ts = time.perf_counter()
+                t, dt = self.elapsed(); ts = self.timer()
                 # seconds per step: the recent compute time, or the average wall time of this session's steps when that is
                 # larger (it includes the loader and each epoch's validation, figures and checkpoint)
                 if dt and st['step'] > step0: dt = max(dt, (t - t0)/(st['step'] - step0))
                 pt, stop = time_progress(st['step'], t, dt, self.budget) if self.budget else (0.0, False)
-                if stop: stopped = 'time'; break
+                if stop: stopped, st['time_stop'] = 'time', self.budget; break
                 L = self.step(_images(b), max((st['step'] + 1) / self.total, pt))
-                d = time.perf_counter() - ts               # seconds per step for the budget (not the 1st: warm-up)
+                d = self.timer() - ts                   # seconds per step for the budget (not the 1st: warm-up)
                 st['dt'] = 0.0 if st['step'] == 1 else d if st['dt'] == 0 else 0.8*st['dt'] + 0.2*d
                 if st['step'] % cfg.log_every == 0 or st['batch'] == spe:
                     if st['log'][1]: st['losses'] = st['losses'] + [[st['step'], st['log'][0] / st['log'][1]]]
@@ -430,6 +602,7 @@ def run(self:Trainer) -> dict:
                     self.checkpoint()
             if stopped == 'done': st['epoch'] += 1; st['batch'] = 0
             if stopped == 'done' or (st['batch'] and st['step'] > step0): self.checkpoint(self.end_of_epoch())
+            else: self.checkpoint()              # stopped at an epoch start or before any step: save the decision
     finally: pbar.close()
     if stopped == 'time' and self.main and not self.quiet:
         print(f"time budget of {cfg.max_minutes} min reached at step {st['step']}; to train longer, resume with a "
@@ -444,12 +617,15 @@ def fit(model:nn.Module, # the VAE to train (moved to `device`)
         out:str|Path|None=None, # run folder for checkpoints, metrics and figures (None: keep nothing on disk)
         resume:bool=False, # continue from `out/checkpoints/last.json` if it exists
         device=None, # where to train (default: `get_device()`)
-        quiet:bool|None=None # no progress bar or per-epoch lines (default: `in_test()`)
+        quiet:bool|None=None, # no progress bar or per-epoch lines (default: `in_test()`)
+        clock=time.perf_counter # seconds now (a fake clock makes time-budget tests deterministic)
        ) -> dict:
     "Train `model`; returns dict(metrics, losses, step, epoch, stopped, best)."
-    t = Trainer(model, train_dl, valid_dl, cfg, out=out, device=device, quiet=quiet)
-    if resume: t.restore()
-    return t.run()
+    main = not _dist() or torch.distributed.get_rank() == 0
+    with (open_run(out) if out is not None and main else contextlib.nullcontext()):   # one training per folder
+        t = Trainer(model, train_dl, valid_dl, cfg, out=out, device=device, quiet=quiet, clock=clock)
+        if resume: t.restore()
+        return t.run()
 
 # %% ../nbs/05_train.ipynb #9b7bddcf
 def _init_distributed(device):
@@ -484,7 +660,7 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
     m.set_prior(*gaussian_prior(torch.cat(mus)[:max_images], torch.cat(lvs)[:max_images]))
     res.update(fitted=evaluate(m, valid_dl) if valid_dl is not None else None, n_images=min(n, max_images))
     save_vae(m, f, metadata=dict(meta, prior=f"Gaussian fitted to {res['n_images']} training faces"))
-    atomic_write_text(out/'prior.json', json.dumps(res, indent=1))
+    claim(out, 'prior.json'); atomic_write_text(out/'prior.json', json.dumps(res, indent=1))
     return res
 
 # %% ../nbs/05_train.ipynb #e8b94595
@@ -496,79 +672,241 @@ def _splits(cache, holdout, limit):
     if len(tr) == 0: raise FaceVAEError(f"the training split of {cache.path} is empty; pass --holdout N to hold out the last N images instead")
     return tr, va
 
+# %% ../nbs/05_train.ipynb #a1f0c010
+_NEW_RUN = dict(data='generated', preset='default', image_size=64, epochs=10, n_faces=20000, seed=0, ckpt_every=500)
+_RUN_FILES = ('config.json', 'model.safetensors', 'prior.json', 'metrics.csv', 'metrics.jsonl', 'figures/loss.png',
+              'checkpoints/last.json', 'checkpoints/best.json')
+
+def _parse_widths(widths):
+    "A tuple of positive channel counts from '32,64,128' (or a list/tuple); None stays None."
+    if widths is None: return None
+    try: wd = tuple(int(w) for w in (widths if isinstance(widths, (list, tuple)) else str(widths).split(',')))
+    except (TypeError, ValueError): wd = ()
+    if not wd or min(wd) < 1:
+        raise FaceVAEError(f"widths={widths!r} is not a list of channel counts: give positive whole numbers separated by "
+                           "commas, e.g. 32,64,128,256")
+    return wd
+
+def _check_out(out:Path, force:bool):
+    "Refuse an existing, non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
+    if not out.is_dir() or force or is_run(out): return
+    other = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    if other:
+        raise FaceVAEError(f"{out} is not empty ({len(other)} entries, e.g. {other[0]!r}) and is not a facevae run folder: "
+                           "choose a new or empty --out, or pass --force to write into it (facevae never overwrites or "
+                           "deletes files it did not write)")
+
+def _what(data): return 'generated faces' if data == 'generated' else str(data)
+
+def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
+    "The config.json of the run to resume (None: a new run); refuses what cannot be proven to continue the same run."
+    cfg_file, last = out/'config.json', out/'checkpoints'/'last.json'
+    if not resume:
+        if last.exists(): raise FaceVAEError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
+        return None
+    if not cfg_file.exists():
+        if last.exists():
+            raise FaceVAEError(f"cannot resume {out}: its config.json is missing, so nothing shows which settings its "
+                               "checkpoints belong to; put config.json back, or start a new run with another --out")
+        say(f"nothing to resume in {out}: starting a new run"); return None
+    saved = read_json(cfg_file)
+    if not (isinstance(saved, dict) and {'model', 'train', 'data'} <= saved.keys()):
+        raise FaceVAEError(f"cannot resume {out}: {cfg_file} is not a facevae run config; use another --out")
+    m, d, t = saved['model'], saved['data'], saved['train']
+    if given['data'] is not None and given['data'] != d.get('data'):
+        raise FaceVAEError(f"{out} is a run on {_what(d.get('data'))}, not on {_what(given['data'])}: use another --out for a "
+                           f"new run (or continue that run with `facevae train --out {out} --resume` and no --data)")
+    have = dict(preset=m.get('preset'), image_size=d.get('image_size'), latent_dim=m.get('latent_dim'),
+                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None, limit=d.get('limit'), seed=d.get('seed'),
+                n_faces=d.get('n_faces') if d.get('data') == 'generated' else None, batch_size=t.get('batch_size'),
+                weight_decay=t.get('weight_decay'), kl_warmup_epochs=t.get('kl_warmup_epochs'))
+    for k, h in have.items():
+        v = given.get(k)
+        if v is None or (k == 'n_faces' and h is None): continue
+        if k == 'holdout': v = v or None
+        if v != h:
+            opt, fmt = '--' + k.replace('_', '-'), lambda x: ','.join(map(str, x)) if isinstance(x, tuple) else 'none' if x is None else x
+            raise FaceVAEError(f"{out} was trained with {opt} {fmt(h)}, not {fmt(v)}, and a resumed run keeps its settings: "
+                               f"drop {opt} to continue that run, or use another --out for a new run")
+    return saved
+
 # %% ../nbs/05_train.ipynb #1810aaf4
-def run_training(data:str='generated', # 'generated' (built-in procedural faces) or a CelebA folder (official, torchvision or Kaggle layout)
+def run_training(data:str|None=None, # 'generated' (built-in procedural faces) or a CelebA folder (official, torchvision or Kaggle layout); a new run's default: generated
                  out:str='runs/run', # run folder: config, checkpoints, metrics, figures, model.safetensors
-                 preset:str='default', # model and recipe: 'default' or 'seed' (the classic CelebA VAE)
-                 image_size:int=64, # image side in pixels (64 or 128)
+                 preset:str|None=None, # model and recipe: 'default' or 'seed' (the classic CelebA VAE); a new run's default: default
+                 image_size:int|None=None, # image side in pixels, a multiple of 16 such as 64 or 128; a new run's default: 64
                  epochs:int|None=None, # passes over the training split (10 for a new run; with --resume the saved value, or more to train longer)
                  batch_size:int|None=None, # global batch size, split across processes (the preset's if unset: 128)
-                 lr:float|None=None, # peak learning rate (the preset's if unset)
+                 lr:float|None=None, # peak learning rate (the preset's if unset; with --resume, a new value applies from there on)
                  latent_dim:int|None=None, # latent dimensions (the preset's if unset)
                  widths:str|None=None, # encoder channels per stage, comma-separated, e.g. '32,64,128,256' (the preset's if unset)
                  max_minutes:float|None=None, # stop cleanly after this many minutes of training (counted across resumes); the LR schedule ends annealed
                  resume:bool=False, # continue the run in --out exactly where its last checkpoint left off (settings come from its config.json)
-                 seed:int=0, # seed for initialisation, data order, flips and noise
+                 seed:int|None=None, # seed for initialisation, data order, flips and noise (a new run's default: 0)
                  device:str|None=None, # 'cuda', 'cpu', 'mps', 'cuda:1', ... (the best available if unset)
-                 amp:bool=True, # mixed precision: bf16 where supported, else fp16 + GradScaler
+                 amp:bool=True, # mixed precision (bf16 where supported, else fp16 + GradScaler); --no-amp trains in float32
                  compile:bool=False, # torch.compile the model (faster on GPUs once compiled)
                  holdout:int|None=None, # validate on the last N images by file name and train on the rest (instead of the official split)
                  limit:int|None=None, # train on at most this many images (quick experiments)
-                 n_faces:int=20000, # with --data generated: how many faces to generate
+                 n_faces:int|None=None, # with --data generated: how many faces to generate (a new run's default: 20000)
                  kl_warmup_epochs:float|None=None, # epochs of linear KL warm-up (the preset's if unset)
-                 grad_clip:float|None=None, # clip the gradient norm to this, 0 = off (the preset's if unset)
+                 grad_clip:float|None=None, # clip the gradient norm to this, 0 = off (the preset's if unset; with --resume, a new value applies)
                  weight_decay:float|None=None, # AdamW weight decay (the preset's if unset)
-                 ckpt_every:int=500, # steps between checkpoints (one is also written at every epoch end)
+                 ckpt_every:int|None=None, # steps between checkpoints, 0 = only at epoch ends (a new run's default: 500)
+                 force:bool=False, # write into an existing non-empty folder that is not a facevae run (its files are never overwritten or deleted)
+                 rebuild_cache:bool=False, # decode the data again even when its cache is up to date
                  quiet:bool=False # no progress bar or per-epoch lines
                 ) -> Path:
     "Train a VAE on faces and write a run folder; returns its path. Works under `torchrun` (DDP)."
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes, seed=seed,
+                  holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs, grad_clip=grad_clip,
+                  weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
+    wd = _parse_widths(widths)
     rank, ws, local, started = _init_distributed(device)
+    say = (lambda msg: None) if quiet or in_test() or rank else print
     try:
         dev = torch.device('cuda', local) if ws > 1 and torch.cuda.is_available() and device in (None, 'cuda') else get_device(device)
-        out = Path(out); cfg_file = out/'config.json'
-        saved = json.loads(cfg_file.read_text()) if resume and cfg_file.exists() else None
-        if not resume and (out/'checkpoints'/'last.json').exists():
-            raise FaceVAEError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
-        if saved:
-            d = saved['data']; data, image_size, holdout, limit, n_faces, seed = (d[k] for k in
-                ('data', 'image_size', 'holdout', 'limit', 'n_faces', 'seed'))
-            cfg = TrainConfig(**dict(saved['train'], **{k: v for k, v in dict(epochs=epochs, max_minutes=max_minutes).items() if v is not None}))
-            cfg.compile = compile
-            seed_everything(seed); model = VAE(VAEConfig(**saved['model']))
-        else:
-            if data != 'generated' and Path(data).exists(): data = str(Path(data).resolve())
-            wd = tuple(int(w) for w in str(widths).split(',')) if widths else None
-            seed_everything(seed)
-            model = make_vae(preset, image_size, latent_dim=latent_dim, widths=wd)
-            cfg = train_config(preset, epochs=epochs or 10, batch_size=batch_size, lr=lr, kl_warmup_epochs=kl_warmup_epochs,
-                               grad_clip=grad_clip, weight_decay=weight_decay, amp=amp, compile=compile,
-                               max_minutes=max_minutes, ckpt_every=ckpt_every, seed=seed)
-        if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be divisible by the {ws} processes")
-        if rank == 0: cache = open_faces(data, image_size=image_size, n=n_faces)       # rank 0 builds the cache once ...
-        if ws > 1: torch.distributed.barrier()
-        if rank != 0: cache = open_faces(data, image_size=image_size, n=n_faces)       # ... the others then just open it
-        tr, va = _splits(cache, holdout, limit)
-        train_dl = FaceLoader(cache, tr, batch_size=cfg.batch_size // ws, shuffle=True, flip=True, device=dev,
-                              seed=cfg.seed, rank=rank, world_size=ws)
-        valid_dl = (FaceLoader(cache, va, batch_size=256, shuffle=False, flip=False, device=dev, drop_last=False)
-                    if rank == 0 and len(va) else None)
-        if rank == 0 and not len(va):
-            print(f"warning: {data} has no validation images in its partition; no validation scores, and model.safetensors "
-                  "will be the last epoch's model. Pass --holdout N to validate on the last N images.", file=sys.stderr)
-        if rank == 0:
-            spec = dict(data=data, image_size=image_size, holdout=holdout, limit=limit, n_faces=n_faces, seed=seed,
-                        n_train=len(tr), n_valid=len(va), cache=str(cache.path))
-            atomic_write_text(cfg_file, json.dumps(dict(model=asdict(model.config), train=asdict(cfg), data=spec,
-                                                        world_size=ws, torch=torch.__version__), indent=1))
-            if not quiet: print(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x {cfg.epochs} epochs"
-                                f"{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
-        fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
-        if rank == 0 and (out/'model.safetensors').exists():
-            pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
-                                               drop_last=False), valid_dl)
-            if not (quiet or in_test()) and pr['fitted']:
-                print(f"prior refitted to {pr['n_images']} training faces: validation {pr['standard']['nelbo_bpd']:.3f} -> "
-                      f"{pr['fitted']['nelbo_bpd']:.3f} bits/dim")
+        out = Path(out).expanduser(); cfg_file = out/'config.json'
+        if data not in (None, 'generated') and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())
+        if rank == 0: check_writable(out, folder=True); _check_out(out, force)   # read-only checks before anything is written
+        with (open_run(out) if rank == 0 else contextlib.nullcontext()):  # one training per folder (rank 0 writes)
+            given = dict(data=data, preset=preset, image_size=image_size, latent_dim=latent_dim, widths=wd, holdout=holdout,
+                         limit=limit, seed=seed, n_faces=n_faces, batch_size=batch_size, weight_decay=weight_decay,
+                         kl_warmup_epochs=kl_warmup_epochs)
+            saved = _saved_run(out, resume, given, say)
+            if saved:
+                d = saved['data']; data, image_size, holdout, limit, n_faces, seed = (d[k] for k in
+                    ('data', 'image_size', 'holdout', 'limit', 'n_faces', 'seed'))
+                new = {k: v for k, v in dict(epochs=epochs, max_minutes=max_minutes, lr=lr, grad_clip=grad_clip,
+                                             ckpt_every=ckpt_every, amp=None if amp else False).items() if v is not None}
+                changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
+                if changed: say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
+                cfg = TrainConfig(**dict(saved['train'], **new))
+                cfg.compile = compile
+                seed_everything(seed); model = VAE(VAEConfig(**saved['model']))
+            else:
+                data, preset, image_size, n_faces, seed, ckpt_every = (_NEW_RUN[k] if v is None else v for k, v in
+                    dict(data=data, preset=preset, image_size=image_size, n_faces=n_faces, seed=seed, ckpt_every=ckpt_every).items())
+                seed_everything(seed)
+                model = make_vae(preset, image_size, latent_dim=latent_dim, widths=wd)
+                cfg = train_config(preset, epochs=_NEW_RUN['epochs'] if epochs is None else epochs, batch_size=batch_size, lr=lr,
+                                   kl_warmup_epochs=kl_warmup_epochs, grad_clip=grad_clip, weight_decay=weight_decay, amp=amp,
+                                   compile=compile, max_minutes=max_minutes, ckpt_every=ckpt_every, seed=seed)
+            if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be divisible by the {ws} processes")
+            if rank == 0: claim(out, *_RUN_FILES)                        # refuses now, not after training, a file that is not ours
+            if rank == 0: cache = open_faces(data, image_size=image_size, n=n_faces, rebuild=rebuild_cache)  # rank 0 builds the cache once ...
+            if ws > 1: torch.distributed.barrier()
+            if rank != 0: cache = open_faces(data, image_size=image_size, n=n_faces)       # ... the others then just open it
+            tr, va = _splits(cache, holdout, limit)
+            train_dl = FaceLoader(cache, tr, batch_size=cfg.batch_size // ws, shuffle=True, flip=True, device=dev,
+                                  seed=cfg.seed, rank=rank, world_size=ws)
+            valid_dl = (FaceLoader(cache, va, batch_size=256, shuffle=False, flip=False, device=dev, drop_last=False)
+                        if rank == 0 and len(va) else None)
+            if rank == 0 and not len(va):
+                print(f"warning: {data} has no validation images in its partition; no validation scores, and model.safetensors "
+                      "will be the last epoch's model. Pass --holdout N to validate on the last N images.", file=sys.stderr)
+            if rank == 0:
+                spec = dict(data=data, image_size=image_size, holdout=holdout, limit=limit, n_faces=n_faces, seed=seed,
+                            n_train=len(tr), n_valid=len(va), cache=str(cache.path))
+                atomic_write_text(cfg_file, json.dumps(dict(format='facevae-run', model=asdict(model.config), train=asdict(cfg),
+                                                            data=spec, world_size=ws, torch=torch.__version__), indent=1))
+                say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x {cfg.epochs} epochs"
+                    f"{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
+            fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
+            if rank == 0 and (out/'model.safetensors').exists():
+                pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
+                                                   drop_last=False), valid_dl)
+                if pr['fitted']:
+                    say(f"prior refitted to {pr['n_images']} training faces: validation {pr['standard']['nelbo_bpd']:.3f} -> "
+                        f"{pr['fitted']['nelbo_bpd']:.3f} bits/dim")
         return out
     finally:
         if started: torch.distributed.destroy_process_group()
+
+# %% ../nbs/05_train.ipynb #c0a5e002
+COURSE_ENV, DATA_ENV = 'FACEVAE_COURSE_RUN', 'FACEVAE_DATA'   # environment variables: the course run's folder, its data
+_TINY_RUN = dict(image_size=32, latent_dim=16, widths='8,16,32', n_faces=1000, epochs=5, batch_size=32, lr=3e-3)
+_TINY_RUNS = {}   # the tiny runs this process trained: seed -> run folder
+
+def course_dir() -> Path:
+    "The course run's folder: `$FACEVAE_COURSE_RUN`, else `runs/course` on Drive (Colab), in the repository, or here."
+    if os.environ.get(COURSE_ENV): return Path(os.environ[COURSE_ENV]).expanduser()
+    from fastcore.imports import IN_COLAB
+    drive = Path('/content/drive/MyDrive')
+    if IN_COLAB and drive.is_dir(): return drive/'facevae_runs'/'course'
+    import facevae_nb
+    here = Path.cwd().resolve()
+    for d in (Path(facevae_nb.__file__).resolve().parent.parent, here, *here.parents):
+        if (d/'settings.ini').is_file() and (d/'facevae_nb').is_dir(): return d/'runs'/'course'
+    return here/'runs'/'course'
+
+
+# %% ../nbs/05_train.ipynb #c0a5e004
+@contextlib.contextmanager
+def _same_rng():
+    "A block after which the global random generators are where they were before it."
+    s = rng_state()
+    try: yield
+    finally: set_rng_state(s)
+
+def _tiny_run(seed=0, device=None) -> Path:
+    "A tiny run on generated faces, trained in seconds once per process into a temporary folder (removed at exit)."
+    out = _TINY_RUNS.get(seed)
+    if out is None or not (out/'prior.json').is_file():
+        tmp = Path(tempfile.mkdtemp(prefix='facevae-course-')); atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        out = _TINY_RUNS[seed] = Path(run_training('generated', out=str(tmp/'run'), seed=seed, device=device,
+                                                   quiet=True, **_TINY_RUN))
+    return out
+
+def _finished(out:Path) -> bool:
+    "Whether `out` holds a run whose training ended (its prior is refitted last) and that no training holds now."
+    done = all((out/f).is_file() for f in ('model.safetensors', 'prior.json', 'config.json'))
+    return done and not (out/LOCK).exists()
+
+def _same_data(a, b) -> bool:
+    norm = lambda d: 'generated' if str(d) == 'generated' else str(Path(d).expanduser().resolve())
+    return norm(a) == norm(b)
+
+def _course_holdout(data):
+    "The `holdout` of a course run on `data`: None, or the last eighth of a CelebA subset that has no 'valid' faces."
+    if str(data) == 'generated': return None
+    from facevae_nb.faces import open_faces
+    faces = open_faces(data, image_size=64)
+    return None if len(faces.indices('valid')) else min(1000, len(faces)//8)
+
+
+# %% ../nbs/05_train.ipynb #c0a5e005
+def course_run(data:str|None=None, # 'generated' or a CelebA folder for a new run (default: $FACEVAE_DATA, else generated faces)
+               out:str|Path|None=None, # the run folder (default: `course_dir()`)
+               epochs:int|None=None, # passes over the training faces (a new run: 5); more than a finished run had trains it on
+               max_minutes:float|None=None, # training-time budget in minutes (a new run: 10), counted across resumes
+               n_faces:int=20000, # with generated faces: how many
+               device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
+               tiny:bool|None=None, # a tiny run in a temporary folder, trained in seconds (default: under tests only)
+               quiet:bool=False # no progress bar or messages
+              ) -> Path:
+    "The course's trained run folder: trained once at a fixed place and reused (resumed if interrupted); under tests a tiny one."
+    check_options(epochs=epochs, max_minutes=max_minutes, n_faces=n_faces)
+    if in_test() if tiny is None else tiny:
+        with _same_rng(): return _tiny_run(device=device)
+    say = (lambda msg: None) if quiet else print
+    out, data = check_writable(out or course_dir(), folder=True), data or os.environ.get(DATA_ENV) or None
+    more = dict(epochs=epochs, max_minutes=max_minutes, device=device, quiet=quiet)
+    if _finished(out):
+        cfg = read_json(out/'config.json'); have = cfg.get('data', {}).get('data')
+        if data is not None and have is not None and not _same_data(data, have):
+            raise FaceVAEError(f"the course run {out} was trained on {_what(have)}, not on {_what(data)}: move it away "
+                               f"(or set {COURSE_ENV} to another folder) to train the course run on {_what(data)}")
+        if epochs is None or epochs <= cfg.get('train', {}).get('epochs', 0):
+            say(f"the course run: {out} (trained on {_what(have)})"); return out
+        say(f"training the course run {out} on to {epochs} epochs")
+    elif (out/'checkpoints'/'last.json').exists(): say(f"resuming the interrupted course run in {out}")
+    else:
+        data = data or 'generated'
+        say(f"training the course run on {_what(data)} into {out} (once: every later notebook reuses it)")
+        with _same_rng():
+            more.update(epochs=epochs or 5, max_minutes=max_minutes or 10)
+            return Path(run_training(str(data), out=str(out), preset='default', image_size=64, n_faces=n_faces,
+                                     holdout=_course_holdout(data), **more))
+    with _same_rng(): return Path(run_training(data, out=str(out), resume=True, **more))
+

@@ -67,6 +67,25 @@ def test_config_roundtrip_and_errors():
     with pytest.raises(FaceVAEError, match='unknown model option'): make_vae(hidden=3)
 
 
+@pytest.mark.parametrize('kw,msg', [(dict(widths=(0, 0, 0, 0)), r'widths=\(0, 0, 0, 0\) is out of range'),
+                                    (dict(widths=('abc',)), 'whole numbers >= 1'), (dict(widths=()), 'empty'),
+                                    (dict(widths='abc'), 'whole numbers'), (dict(widths=(32.5, 64)), 'whole numbers'),
+                                    (dict(latent_dim=0), 'latent_dim=0'), (dict(latent_dim=-3), 'latent_dim=-3'),
+                                    (dict(image_size=60), 'multiple of 16'), (dict(image_size=float('nan')), 'image_size=nan'),
+                                    (dict(blocks=-1), 'blocks=-1'), (dict(sigma=float('nan')), 'sigma=nan'),
+                                    (dict(sigma=-1.0), 'sigma=-1.0'), (dict(sigma_min=0.0), 'sigma_min=0.0')])
+def test_bad_model_values_are_one_clear_error(kw, msg):
+    "Every bad architecture value is a FaceVAEError naming it (before: ValueError/ZeroDivisionError tracebacks)."
+    with pytest.raises(FaceVAEError, match=msg): VAEConfig(**kw)
+
+
+def test_image_size_rule_is_what_the_model_needs():
+    "Any multiple of 2**len(widths) works (48 with four stages, 40 with three), not only powers of two."
+    for size, widths in [(48, (32, 64, 128, 256)), (40, (8, 16, 32)), (96, (8, 16, 32, 64, 128))]:
+        m = VAE(VAEConfig(image_size=size, widths=widths, latent_dim=4))
+        assert m(torch.rand(2, 3, size, size))[0].shape == (2, 3, size, size)
+
+
 def _train_a_bit(m, steps=3):
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     for _ in range(steps):

@@ -1,6 +1,6 @@
 """Process-level tests of the training loop: exact resume after a real SIGKILL, 2-process DDP on CPU,
 non-finite losses, the time budget, and refusing pickled code in checkpoints."""
-import json, math, os, random, signal, subprocess, sys, textwrap, time
+import json, math, os, random, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -82,21 +82,59 @@ def test_nan_streak_stops_with_clear_error_and_good_checkpoint(tmp_path):
     for k, v in ck['weights'].items(): assert torch.equal(v, sd[k].contiguous()), k   # skipped steps left weights alone
 
 
+class FakeClock:
+    "A clock that advances `tick` seconds each time it is read: how many steps a time budget allows no longer depends on the machine's load."
+    def __init__(self, tick=0.01): self.t, self.tick = 0.0, tick
+    def __call__(self): self.t += self.tick; return self.t
+
+
+def _budget_fit(cache, out, max_minutes, resume=False, valid=True, model=None):
+    cfg = train_config('default', epochs=1000, max_minutes=max_minutes, ckpt_every=0)
+    vdl = FaceLoader(cache, 'valid', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False) if valid else None
+    return cfg, fit(model or _tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), vdl, cfg, out=out,
+                    resume=resume, device='cpu', quiet=True, clock=FakeClock())
+
+
 def test_time_budget_stops_annealed_with_checkpoint(tmp_path):
-    cache, m = _blobs(), _tiny_model()
-    # 6 s: long enough that a one-off pause (e.g. a garbage collection of the whole test process's heap, ~1 s)
-    # near the end cannot cut the schedule short; the annealing check below is what this test is for
-    cfg = train_config('default', epochs=1000, max_minutes=0.1, ckpt_every=0)
-    r = fit(m, FaceLoader(cache, 'train', batch_size=32, device='cpu'),
-            FaceLoader(cache, 'valid', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False),
-            cfg, out=tmp_path/'run', device='cpu', quiet=True)
-    assert r['stopped'] == 'time' and 0 < r['step'] < 1000*9
+    cache = _blobs()
+    cfg, r = _budget_fit(cache, tmp_path/'run', 0.02)                    # 1.2 fake seconds, 3 reads (0.03 s) per step
+    assert r['stopped'] == 'time' and 20 < r['step'] < 60, r['step']
     assert r['metrics'][-1]['lr'] < 0.1*cfg.lr                                # the schedule was laid out over the budget
     ck = load_checkpoint(tmp_path/'run'/'checkpoints')
     assert ck['step'] == r['step'] and (tmp_path/'run'/'model.safetensors').exists()
-    r2 = fit(_tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, cfg, out=tmp_path/'run',
-             resume=True, device='cpu', quiet=True)                  # the budget counts across resumes: nothing left
-    assert r2['stopped'] == 'time' and r2['step'] == r['step'] and r2['metrics'] == r['metrics']
+    assert ck['state']['time_stop'] == pytest.approx(1.2)                     # the decision to stop is saved ...
+    _, r2 = _budget_fit(cache, tmp_path/'run', 0.02, resume=True, valid=False)
+    assert r2['stopped'] == 'time' and r2['step'] == r['step'] and r2['metrics'] == r['metrics']   # ... and honoured
+    assert _budget_fit(cache, tmp_path/'again', 0.02)[1]['step'] == r['step']   # the same steps every time
+
+
+def test_a_larger_budget_continues_a_time_stopped_run(tmp_path):
+    cache = _blobs()
+    _, r = _budget_fit(cache, tmp_path/'run', 0.02)
+    cfg, r2 = _budget_fit(cache, tmp_path/'run', 0.04, resume=True)
+    assert r2['stopped'] == 'time' and r2['step'] > r['step'] and r2['metrics'][:len(r['metrics'])] == r['metrics']
+    assert r2['metrics'][-1]['lr'] < 0.1*cfg.lr                               # annealed again at the new end
+    assert load_checkpoint(tmp_path/'run'/'checkpoints')['state']['time_stop'] == pytest.approx(2.4)
+
+
+def test_a_time_stop_before_any_step_is_saved(tmp_path):
+    "A resume whose raised budget fits no step stops at once, and saves the new decision (no metrics row to add)."
+    cache = _blobs(); out = tmp_path/'run'
+    _, r = _budget_fit(cache, out, 0.02)
+    _, r1 = _budget_fit(cache, out, 0.020001, resume=True)                 # raised, but by less than a step
+    assert r1['step'] == r['step'] and r1['metrics'] == r['metrics']
+    assert load_checkpoint(out/'checkpoints')['state']['time_stop'] == pytest.approx(0.020001*60)
+
+
+def test_resume_from_a_checkpoint_without_a_time_stop(tmp_path):
+    "Checkpoints written before `time_stop` existed still resume."
+    cache, out = _blobs(), tmp_path/'run'
+    _, r = _budget_fit(cache, out, 0.02)
+    ptr = json.loads((out/'checkpoints'/'last.json').read_text()); sf = out/'checkpoints'/ptr['state']
+    s = torch.load(sf, weights_only=True); s.pop('time_stop'); torch.save(s, sf)
+    _, r2 = _budget_fit(cache, out, 0.02, resume=True)
+    assert r2['stopped'] == 'time' and r2['step'] >= r['step']
+    assert load_checkpoint(out/'checkpoints')['state']['time_stop'] == pytest.approx(1.2)
 
 
 def test_malicious_checkpoint_is_refused(tmp_path):
@@ -251,3 +289,211 @@ def test_refitting_the_prior_twice_scores_the_standard_prior_both_times(tmp_path
     a = fit_run_prior(out, *loaders()); b = fit_run_prior(out, *loaders())
     assert a['standard']['nelbo_bpd'] == pytest.approx(b['standard']['nelbo_bpd'], abs=1e-9)
     assert b['fitted']['nelbo_bpd'] == pytest.approx(a['fitted']['nelbo_bpd'], abs=1e-6)
+
+
+# --- the run folder: only its own files, one training at a time, resumes that continue the same run ------------
+
+from facevae_nb import cli
+from facevae_nb.train import LOCK, MANIFEST, run_files, run_lock
+
+RUN_ARGS = dict(image_size=32, latent_dim=16, widths='16,32,64', n_faces=N_FACES, epochs=1, batch_size=32, device='cpu',
+                quiet=True)
+
+
+@pytest.fixture(scope='module')
+def trained(script, tmp_path_factory):
+    "A tiny finished run (1 epoch on 400 generated faces); tests copy it."
+    out = tmp_path_factory.mktemp('trained')/'run'
+    run_training('generated', out=str(out), **RUN_ARGS)
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+    return Path(shutil.copytree(run, tmp_path/'run'))
+
+
+def _cli(*args, capsys):
+    rc = cli.main(list(map(str, args)))
+    return rc, capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_a_run_is_refused_unless_forced(script, tmp_path, capsys):
+    out = tmp_path/'mine'; (out/'checkpoints').mkdir(parents=True)
+    (out/'thesis.tex').write_text('years of work'); (out/'checkpoints'/'step_old.pt').write_text('my own file')
+    rc, err = _cli('train', '--out', out, *TINY, '--epochs', '1', capsys=capsys)
+    assert rc == 2 and 'is not a facevae run folder' in err and '--force' in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.rglob('*')) == ['checkpoints', 'step_old.pt', 'thesis.tex']   # nothing written
+    # --force writes into it, and its files survive checkpoint pruning (a checkpoint every 3 steps: step 3 is pruned)
+    run_training('generated', out=str(out), force=True, ckpt_every=3, **RUN_ARGS)
+    assert (out/'thesis.tex').read_text() == 'years of work'
+    assert (out/'checkpoints'/'step_old.pt').read_text() == 'my own file'
+    assert (out/'model.safetensors').exists() and 'checkpoints/step00000003.pt' not in run_files(out)   # its own: pruned
+
+
+def test_files_the_run_did_not_write_are_never_overwritten(script, tmp_path):
+    out = tmp_path/'mine'; out.mkdir(); (out/'metrics.csv').write_text('my spreadsheet')
+    with pytest.raises(FaceVAEError, match='metrics.csv was not written by facevae'):
+        run_training('generated', out=str(out), force=True, **RUN_ARGS)
+    assert (out/'metrics.csv').read_text() == 'my spreadsheet' and not (out/'checkpoints').exists()   # refused up front
+
+
+def test_pruning_deletes_only_checkpoints_in_the_manifest(tmp_path):
+    cache, out = _blobs(), tmp_path/'run'
+    (out/'checkpoints').mkdir(parents=True); (out/'checkpoints'/'step00000002-notes.txt').write_text('not a checkpoint of ours')
+    fit(_tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), None,
+        train_config('default', epochs=1, ckpt_every=1), out=out, device='cpu', quiet=True)
+    assert (out/'checkpoints'/'step00000002-notes.txt').read_text() == 'not a checkpoint of ours'
+    ours = sorted(p.name for p in (out/'checkpoints').glob('step*') if f'checkpoints/{p.name}' in run_files(out))
+    assert ours == ['step00000009.pt', 'step00000009.safetensors']            # its own older checkpoints were pruned
+
+
+_HOLDER = textwrap.dedent('''
+    import sys
+    from facevae_nb.train import run_lock
+    with run_lock(sys.argv[1]):
+        print('locked', flush=True)
+        sys.stdin.readline()                    # hold the lock until the test says so
+''')
+
+
+def _holder(out, tmp_path):
+    p = subprocess.Popen([sys.executable, '-c', _HOLDER, str(out)], env=_env(), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'locked', p.stderr.read()
+    return p
+
+
+def test_a_second_training_into_a_locked_folder_exits_2_naming_the_other(script, tmp_path):
+    out = tmp_path/'run'
+    holder = _holder(out, tmp_path)
+    try:
+        r = subprocess.run([sys.executable, '-m', 'facevae_nb.cli', 'train', '--out', str(out), *TINY, '--epochs', '1'],
+                           env=_env(), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+        assert f'in use by another training (pid {holder.pid}' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert not (out/'config.json').exists()                                 # the second run wrote nothing
+    finally:
+        holder.stdin.write('\n'); holder.stdin.flush(); holder.wait(timeout=60)
+    assert holder.returncode == 0 and not (out/LOCK).exists()                # released on exit
+
+
+def test_a_stale_lock_is_taken_over(script, tmp_path, capsys):
+    out = tmp_path/'run'
+    holder = _holder(out, tmp_path)
+    holder.kill(); holder.wait()                                              # kill -9: the lock file stays behind
+    assert json.loads((out/LOCK).read_text())['pid'] == holder.pid
+    run_training('generated', out=str(out), **RUN_ARGS)
+    assert f'locked by process {holder.pid}' in capsys.readouterr().err and not (out/LOCK).exists()
+    assert (out/'model.safetensors').exists()
+
+
+def test_the_lock_is_released_after_an_error(trained, tmp_path):
+    out = _copy(trained, tmp_path)
+    with pytest.raises(FaceVAEError): run_training('generated', out=str(out), **RUN_ARGS)   # no --resume: refused
+    assert not (out/LOCK).exists()
+    with run_lock(out): pass                                                  # and can be taken again
+
+
+def test_resume_without_config_is_refused(trained, tmp_path):
+    out = _copy(trained, tmp_path); (out/'config.json').unlink()
+    with pytest.raises(FaceVAEError, match='config.json is missing') as e:
+        run_training(out=str(out), resume=True, **{**RUN_ARGS, 'epochs': 2})
+    assert 'another --out' in str(e.value)
+
+
+@pytest.mark.parametrize('opt,val,msg', [
+    ('preset', 'seed', '--preset default, not seed'), ('image_size', 64, '--image-size 32, not 64'),
+    ('latent_dim', 8, '--latent-dim 16, not 8'), ('widths', '8,16,32', '--widths 16,32,64, not 8,16,32'),
+    ('n_faces', 500, '--n-faces 400, not 500'), ('holdout', 40, '--holdout none, not 40'),
+    ('seed', 3, '--seed 0, not 3'), ('batch_size', 16, '--batch-size 32, not 16')])
+def test_resume_with_different_settings_is_refused(trained, tmp_path, opt, val, msg):
+    out = _copy(trained, tmp_path)
+    with pytest.raises(FaceVAEError, match='drop --') as e:
+        run_training('generated', out=str(out), resume=True, **{**RUN_ARGS, 'epochs': 2, opt: val})
+    assert msg in str(e.value) and 'another --out' in str(e.value)
+
+
+def test_resume_on_other_data_is_refused_also_for_the_demo(trained, tmp_path, capsys):
+    out = _copy(trained, tmp_path)
+    with pytest.raises(FaceVAEError, match=r'is a run on generated faces, not on /elsewhere/celeba'):
+        run_training('/elsewhere/celeba', out=str(out), resume=True, **RUN_ARGS)
+    cfg = json.loads((out/'config.json').read_text()); cfg['data']['data'] = '/data/celeba'
+    (out/'config.json').write_text(json.dumps(cfg))                         # as if it were a CelebA run
+    rc, err = _cli('demo', '--out', out, '--minutes', '0.05', '--image-size', '32', '--n-faces', N_FACES, '--device', 'cpu',
+                   '--quiet', capsys=capsys)
+    assert rc == 2 and f'{out} is a run on /data/celeba, not on generated faces: use another --out' in err, err
+
+
+def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
+    out = _copy(trained, tmp_path)
+    run_training(out=str(out), resume=True, epochs=2, lr=1e-4, grad_clip=0.5, amp=False, device='cpu', quiet=True)
+    t = json.loads((out/'config.json').read_text())['train']
+    assert (t['epochs'], t['lr'], t['grad_clip'], t['amp']) == (2, 1e-4, 0.5, False)
+    assert json.loads((out/'checkpoints'/'last.json').read_text())['epoch'] == 2
+
+
+def test_stale_temporaries_of_a_killed_checkpoint_write_are_removed(script, tmp_path):
+    "A real process killed by SIGKILL in the middle of writing a checkpoint; the next start removes what it left."
+    out = tmp_path/'run'
+    killer = textwrap.dedent('''
+        import os, signal, sys, torch
+        import facevae_nb.cli as cli
+        _save = torch.save
+        def save(obj, f, *a, **k):
+            _save(obj, f, *a, **k)
+            if str(f).endswith('.tmp') and obj.get('step') == 6: os.kill(os.getpid(), signal.SIGKILL)   # mid-write
+        torch.save = save
+        cli.main(['train'] + sys.argv[1:])
+    ''')
+    p = subprocess.run([sys.executable, '-c', killer, '--out', str(out), *TINY, '--epochs', '1', '--batch-size', '32',
+                        '--ckpt-every', '3'], env=_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == -9, p.stderr[-2000:]
+    left = [f.name for f in (out/'checkpoints').glob('.*.tmp')]
+    assert left and (out/LOCK).exists()                                      # what a kill -9 leaves
+    (out/'checkpoints'/'.notes.txt.abcdefgh.tmp').write_text('mine')        # looks like one, but not of a run file
+    run_training(out=str(out), resume=True, image_size=32, device='cpu', quiet=True)
+    assert [f.name for f in (out/'checkpoints').glob('.*.tmp')] == ['.notes.txt.abcdefgh.tmp']
+    assert not (out/LOCK).exists() and json.loads((out/'checkpoints'/'last.json').read_text())['epoch'] == 1
+
+
+def test_a_run_from_before_manifests_resumes_and_keeps_foreign_files(trained, tmp_path):
+    out = _copy(trained, tmp_path); (out/MANIFEST).unlink()
+    (out/'checkpoints'/'step00000001.old').write_text('not ours')
+    run_training(out=str(out), resume=True, epochs=2, device='cpu', quiet=True)
+    assert (out/'checkpoints'/'step00000001.old').read_text() == 'not ours'
+    assert 'config.json' in run_files(out) and 'checkpoints/step00000001.old' not in run_files(out)
+
+
+@pytest.mark.parametrize('args,msg', [
+    (['--epochs', '0'], 'epochs=0'), (['--epochs', '-1'], 'epochs=-1'),
+    (['--max-minutes', '-1'], 'max_minutes=-1.0'), (['--max-minutes', 'nan'], "max_minutes=nan|--max-minutes: invalid value 'nan'"),
+    (['--lr', '0'], 'lr=0.0'), (['--lr', '-1'], 'lr=-1.0'), (['--lr', 'nan'], "lr=nan|--lr: invalid value 'nan'"),
+    (['--grad-clip', '-1'], 'grad_clip=-1.0'), (['--weight-decay', '-1'], 'weight_decay=-1.0'),
+    (['--holdout', '-5'], 'holdout=-5'), (['--limit', '0'], 'limit=0'), (['--n-faces', '0'], 'n_faces=0'),
+    (['--kl-warmup-epochs', '-1'], 'kl_warmup_epochs=-1.0'), (['--ckpt-every', '-1'], 'ckpt_every=-1'),
+    (['--batch-size', '0'], 'batch_size=0'), (['--latent-dim', '0'], 'latent_dim=0'),
+    (['--widths', 'abc'], "widths='abc'"), (['--widths', '0,0,0,0'], "widths='0,0,0,0'"),
+    (['--image-size', '40'], 'image_size=40'), (['--device', 'gpu'], "'gpu'")])
+def test_bad_training_options_are_one_line_exit_2(tmp_path, capsys, args, msg):
+    out = tmp_path/'run'
+    rc, err = _cli('train', '--out', out, '--device', 'cpu', *args, capsys=capsys)
+    assert rc == 2 and re.search(msg, err) and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or not any(out.iterdir())                         # refused before anything was written
+
+
+@pytest.mark.parametrize('kw,msg', [(dict(epochs=0), 'epochs=0'), (dict(lr=math.nan), 'lr=nan'), (dict(lr=0), 'lr=0'),
+                                    (dict(grad_clip=-1), 'grad_clip=-1'), (dict(max_minutes=-1), 'max_minutes=-1'),
+                                    (dict(max_minutes=math.inf), 'max_minutes=inf'), (dict(holdout=-1), 'holdout=-1'),
+                                    (dict(limit=0), 'limit=0'), (dict(n_faces=0), 'n_faces=0'), (dict(seed=-1), 'seed=-1'),
+                                    (dict(epochs=1.5), 'epochs=1.5'), (dict(widths='16,0'), "widths='16,0'")])
+def test_bad_values_are_refused_by_the_library_too(tmp_path, kw, msg):
+    "The same checks hold for `run_training` called from Python (no CLI in between), before anything is written."
+    with pytest.raises(FaceVAEError, match=re.escape(msg)):
+        run_training('generated', out=str(tmp_path/'run'), **{**RUN_ARGS, **kw})
+    assert not (tmp_path/'run').exists()
+
+
+def test_no_amp_help_reads_right():
+    h = ' '.join(cli.arg_parser(run_training).format_help().split())
+    assert '--no-amp turn off: mixed precision' in h and '--no-amp trains in float32' in h   # not inverted
