@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CELEBA_ATTRS', 'LAYOUTS', 'SPLITS', 'IMAGE_SIZES', 'CACHE_VERSION', 'attr_index', 'write_celeba', 'CelebAFiles',
-           'find_celeba', 'FaceVAEWarning', 'official_partition', 'CelebAIndex', 'read_celeba', 'check_image_size',
-           'crop_box', 'load_face', 'FaceCache', 'build_cache', 'FaceLoader']
+__all__ = ['CELEBA_ATTRS', 'LAYOUTS', 'SPLITS', 'CACHE_VERSION', 'attr_index', 'write_celeba', 'CelebAFiles', 'find_celeba',
+           'FaceVAEWarning', 'official_partition', 'CelebAIndex', 'read_celeba', 'check_image_size', 'crop_box',
+           'load_face', 'FaceCache', 'build_cache', 'FaceLoader']
 
 # %% ../nbs/01_data.ipynb #d5795c67
 import numpy as np
 import torch
 from PIL import Image
-from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread
+from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread, check_writable
 
 # %% ../nbs/01_data.ipynb #d02682f8
 CELEBA_ATTRS = ('5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair '
@@ -96,7 +96,7 @@ def find_celeba(path:str|Path # a CelebA folder in the official, torchvision or 
     path = Path(path).expanduser()
     if not path.exists():
         raise FaceVAEError(f"CelebA folder {path} does not exist. Pass the folder that holds img_align_celeba/ and "
-                           f"list_attr_celeba.txt (or Kaggle's .csv files), or use data='generated' for the built-in faces.")
+                           f"list_attr_celeba.txt (or Kaggle's .csv files), or use the built-in faces (--data generated).")
     if not path.is_dir(): raise FaceVAEError(f"{path} is a file, not a folder: pass the CelebA folder that contains it.")
     for layout, (sub, imgs, attr, part) in LAYOUTS.items():
         base = path/sub   # the Google Drive download nests the same files in Img/, Anno/ and Eval/
@@ -109,7 +109,7 @@ def find_celeba(path:str|Path # a CelebA folder in the official, torchvision or 
     what = (f"Found images in {found[0]} but no attribute list next to it: download list_attr_celeba.txt into that "
             f"folder's parent" if found else "Found no img_align_celeba/ folder")
     raise FaceVAEError(f"{path} is not a CelebA folder. {what}. Looked for ({looked}). "
-                       f"Or use data='generated' for the built-in faces.")
+                       f"Or use the built-in faces (--data generated).")
 
 # %% ../nbs/01_data.ipynb #cb35ef94
 class FaceVAEWarning(UserWarning):
@@ -134,7 +134,19 @@ def _split_indices(partition, split):
 # %% ../nbs/01_data.ipynb #d48e2763
 def _lines(p):
     "Lines of a text file with their 1-based numbers, whatever the line endings; blank lines dropped."
-    return [(i, l) for i, l in enumerate(Path(p).read_bytes().decode('utf-8', 'replace').splitlines(), 1) if l.strip()]
+    return [(i, l) for i, l in enumerate(Path(p).read_bytes().decode('utf-8-sig', 'replace').splitlines(), 1) if l.strip()]
+
+def _first_rows(rows, p):
+    "Rows (name, line, values) with each name's first row only; a warning names the first repeat and its lines."
+    first, keep, again = {}, [], []
+    for r in rows:
+        if r[0] in first: again.append(r)
+        else: first[r[0]] = r[1]; keep.append(r)
+    if again:
+        name, line = again[0][:2]
+        warnings.warn(f"{p} line {line}: {name} is listed again (first on line {first[name]}); using its first row"
+                      + (f" ({len(again)} repeated rows in all)" if len(again) > 1 else '') + ".", FaceVAEWarning)
+    return keep
 
 def _columns(header, p, line):
     "Map the 40 attribute names of a header line to their columns, or raise naming what is wrong."
@@ -170,6 +182,7 @@ def _read_attr_txt(p):
             raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or -1 per attribute). "
                                f"Fix or delete that line, or re-download the file.")
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
+    rows = _first_rows(rows, p)
     if count != len(rows):
         warnings.warn(f"{p} line {n1} says {count} images but the file lists {len(rows)}; using the {len(rows)} listed.", FaceVAEWarning)
     return [r[0] for r in rows], _rows_to_attrs(rows, p)
@@ -185,6 +198,7 @@ def _read_attr_csv(p):
             raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or -1 per attribute). "
                                f"Fix or delete that line, or re-download the file.")
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
+    rows = _first_rows(rows, p)
     return [r[0] for r in rows], _rows_to_attrs(rows, p)
 
 def _read_partition(p):
@@ -208,6 +222,7 @@ class CelebAIndex:
     names: list  # image file names, in list order
     attrs: torch.Tensor  # bool (N,40)
     partition: torch.Tensor  # int (N,): 0 train, 1 valid, 2 test
+    absent: list = ()  # names listed in the attribute file whose image is not in the folder
     def __len__(self): return len(self.names)
     def indices(self, split:str='all') -> torch.Tensor:
         "Indices of the images in `split`: 'train', 'valid', 'test' or 'all'."
@@ -224,12 +239,13 @@ def read_celeba(path:str|Path, # a CelebA folder (official, torchvision or Kaggl
     if not names: raise FaceVAEError(f"{f.attr_file} lists no images. Re-download it.")
     present = set(os.listdir(f.image_dir))
     absent = [i for i, n in enumerate(names) if n not in present]
+    gone = [names[i] for i in absent]
     if absent:
         ex = ', '.join(names[i] for i in absent[:5]) + (', ...' if len(absent) > 5 else '')
         msg = (f"{f.attr_file} lists {len(absent)} of {len(names)} images that are not in {f.image_dir} ({ex})")
         if strict or len(absent) == len(names):
             raise FaceVAEError(msg + ". Check the image folder is complete (re-download or unzip it), or remove those rows.")
-        warnings.warn(msg + "; they are left out. Pass strict=True to make this an error.", FaceVAEWarning)
+        warnings.warn(msg + "; they are left out.", FaceVAEWarning)
         keep = np.setdiff1d(np.arange(len(names)), absent)
         names, attrs = [names[i] for i in keep], attrs[keep]
     if f.partition_file is None:
@@ -241,17 +257,16 @@ def read_celeba(path:str|Path, # a CelebA folder (official, torchvision or Kaggl
         if miss: warnings.warn(f"{f.partition_file} has no row for {len(miss)} images (e.g. {miss[0]}); "
                                f"they get CelebA's official split by id.", FaceVAEWarning)
         part = [d[n] if n in d else official_partition(n) for n in names]
-    return CelebAIndex(f, names, torch.from_numpy(attrs), torch.tensor(part, dtype=torch.int64))
+    return CelebAIndex(f, names, torch.from_numpy(attrs), torch.tensor(part, dtype=torch.int64), gone)
 
 # %% ../nbs/01_data.ipynb #e0d1e979
-IMAGE_SIZES = (16, 32, 64, 128, 256)
-
 def check_image_size(image_size:int # side of the square faces in pixels
                     ) -> int:
-    "`image_size` if the model can take it (a power of two from 16 to 256), else a clear error."
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or int(image_size) not in IMAGE_SIZES:
-        raise FaceVAEError(f"image_size={image_size!r} is not a size the model can take: use 64 (the default) or 128 "
-                           f"(any of {', '.join(map(str, IMAGE_SIZES))} works).")
+    "`image_size` if the model can take it (a multiple of 16 from 16 to 512), else a clear error."
+    ok = not isinstance(image_size, bool) and isinstance(image_size, (int, np.integer))
+    if not (ok and 16 <= image_size <= 512 and image_size % 16 == 0):
+        raise FaceVAEError(f"image_size={image_size!r} is not a size the model can take: use a multiple of 16 from 16 to 512, "
+                           "such as 64 (the default) or 128.")
     return int(image_size)
 
 def crop_box(w:int, # image width
@@ -287,6 +302,10 @@ def _load_face_pil(path, image_size, crop_frac):
     with Image.open(path) as im:
         W, H = im.size
         l, t, r, b = crop_box(W, H, crop_frac)
+        if im.mode in ('I', 'F') or im.mode.startswith('I;'):
+            raise ValueError(f"{im.mode} images (16-bit or floating-point greyscale) are not supported: save it as 8-bit")
+        if (r - l) < image_size/4:
+            raise ValueError(f"{W}x{H} pixels is too small for a {image_size}px face (its crop would be enlarged more than 4x)")
         u = (r - l)/image_size                          # source pixels per output pixel
         l, t = round(l/u)*u, round(t/u)*u               # snap the crop to the output pixel grid, so every scale agrees
         k = 1.
@@ -318,11 +337,37 @@ CACHE_VERSION = 1
 
 def _file_sig(p): return None if p is None else [p.name, p.stat().st_size, p.stat().st_mtime_ns]
 
+def _images_sig(d:Path) -> list:
+    "[count, sha1 of every (name, size, mtime)] of the files in the image folder `d`: one directory pass, no reading."
+    with os.scandir(d) as it:
+        ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if not e.name.startswith('.') and e.is_file())
+    return [len(ents), hashlib.sha1(''.join(f'{n}\0{s}\0{t}\n' for n, s, t in ents).encode()).hexdigest()]
+
 def _cache_key(f:CelebAFiles, image_size, crop_frac):
     "What a cache depends on: if any of it changes, the cache is rebuilt."
     return dict(version=CACHE_VERSION, source=str(f.root), layout=f.layout, image_dir=str(f.image_dir),
-                attr_file=_file_sig(f.attr_file), partition_file=_file_sig(f.partition_file),
+                attr_file=_file_sig(f.attr_file), partition_file=_file_sig(f.partition_file), images=_images_sig(f.image_dir),
                 image_size=int(image_size), crop_frac=round(float(crop_frac), 9))
+
+_TEMPORARIES = ('.images.npy.*.tmp', '.images.npy.*.tmp.good', '.labels.npz.*.tmp', '.meta.json.*.tmp', '.facevae-write-check.*')
+
+@contextlib.contextmanager
+def _build_lock(folder:Path):
+    "Hold the cache folder's build lock (waiting for another build to finish); then remove a killed build's temporaries."
+    try: import fcntl
+    except ImportError: fcntl = None   # Windows: no lock, and temporaries are left alone
+    fh = open(folder/'.lock', 'a+') if fcntl else None
+    try:
+        if fh is not None:
+            try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                warnings.warn(f"waiting for another process that is building the cache in {folder}", FaceVAEWarning)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            for pat in _TEMPORARIES:
+                for p in folder.glob(pat): p.unlink(missing_ok=True)   # we hold the lock: nobody is writing these
+        yield
+    finally:
+        if fh is not None: fh.close()                                      # closing releases the lock
 
 def _ram_available():
     "Bytes of RAM available (Linux), or 0 when unknown."
@@ -348,7 +393,7 @@ class FaceCache:
         split = {'val': 'valid', 'validation': 'valid'}.get(split, split)
         if holdout and split == 'test':
             raise FaceVAEError(f"with holdout={holdout} the held-out faces are the 'valid' split and there is no separate "
-                               "test split (the official one overlaps the training faces); use split 'valid'")
+                               "test split (the official one overlaps the training faces); use the 'valid' split (--split valid)")
         if holdout and split in ('train', 'valid'):
             order = torch.tensor(sorted(range(len(self)), key=self.names.__getitem__), dtype=torch.long)
             return order[-holdout:] if split == 'valid' else order[:-holdout]
@@ -443,10 +488,17 @@ def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle
     if not 0 < crop_frac <= 1: raise FaceVAEError(f"crop_frac={crop_frac!r} must be in (0, 1]: the side of the centred square as a fraction of the width (default 128/178).")
     f = find_celeba(src)
     key, folder = _cache_key(f, image_size, crop_frac), Path(cache) if cache else _default_cache(f, image_size, crop_frac)
-    if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return fc
+    if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)
+    check_writable(folder, folder=True)               # before the slow part, not after it
+    folder.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder):
+        if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)   # built while we waited
+        return _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress)
+
+def _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress):
+    "Decode every image of `src` into `folder` (holding its build lock)."
     t0 = time.time()
     ix = read_celeba(src, strict=strict)
-    folder.mkdir(parents=True, exist_ok=True)
     (folder/'meta.json').unlink(missing_ok=True)   # from here until the end, the folder does not look like a valid cache
     if progress is None: progress = sys.stderr.isatty() and not in_test()
     paths, n, S = ix.paths(), len(ix), image_size
@@ -480,15 +532,26 @@ def _finish(ix, keep, errs, key, folder, secs):
         with open(tmp, 'wb') as fh:
             np.savez(fh, attrs=ix.attrs.numpy()[keep], partition=ix.partition.numpy()[keep].astype(np.int8), names=np.array(names))
     skipped = [[ix.names[i], why] for i, why in errs]
-    meta = dict(key, n=len(names), skipped=skipped, n_skipped=len(skipped), build_seconds=round(secs, 2),
-                built=time.strftime('%Y-%m-%d %H:%M:%S'))
+    meta = dict(key, n=len(names), skipped=skipped, n_skipped=len(skipped), absent=list(ix.absent)[:100],
+                n_absent=len(ix.absent), build_seconds=round(secs, 2), built=time.strftime('%Y-%m-%d %H:%M:%S'))
     atomic_write_text(folder/'meta.json', json.dumps(meta, indent=1))
-    if skipped:
-        ex = '; '.join(f'{n} ({why[:60]})' for n, why in skipped[:3]) + ('; ...' if len(skipped) > 3 else '')
-        warnings.warn(f"skipped {len(skipped)} of {len(ix)} images in {ix.files.image_dir} that could not be decoded: {ex}. "
-                      f"They are listed in {folder/'meta.json'}; re-download them, or pass strict=True to stop at the first one.",
-                      FaceVAEWarning)
+    _warn_skipped(meta, folder)
     return FaceCache(np.load(folder/'images.npy', mmap_mode='r'), ix.attrs[torch.from_numpy(keep)], ix.partition[torch.from_numpy(keep)], names, meta, folder)
+
+# %% ../nbs/01_data.ipynb #50418bfb
+def _warn_skipped(meta:dict, folder:Path):
+    "One warning line when the cache in `folder` leaves out images that could not be decoded."
+    sk = meta.get('skipped') or []
+    if not sk: return
+    ex = '; '.join(f'{n} ({why[:60]})' for n, why in sk[:3]) + ('; ...' if len(sk) > 3 else '')
+    warnings.warn(f"{len(sk)} of {meta['n'] + len(sk)} images in {meta['image_dir']} could not be decoded and are left out: {ex}. "
+                  f"They are listed in {folder/'meta.json'}; fix or replace them and the next run rebuilds the cache (or force it with --rebuild-cache).",
+                  FaceVAEWarning)
+
+def _reused(fc:FaceCache) -> FaceCache:
+    "A cache opened again: say (once per opening) what it leaves out."
+    _warn_skipped(fc.meta, fc.path)
+    return fc
 
 # %% ../nbs/01_data.ipynb #673017c7
 def _mix(seed, epoch): return (int(seed)*0x9E3779B1 + int(epoch)*0x85EBCA6B + 0x2545F491) % (2**63)
@@ -517,7 +580,7 @@ class FaceLoader:
         self.n = len(self.indices)//self.world_size   # images per shard per epoch: equal for every rank
         if len(self) == 0:
             raise FaceVAEError(f"{len(self.indices)} faces{f' ({indices})' if isinstance(indices, str) else ''} make no batch of "
-                               f"{self.bs}{f' per rank of {world_size}' if world_size > 1 else ''}: use a smaller batch_size or drop_last=False.")
+                               f"{self.bs}{f' per rank of {world_size}' if world_size > 1 else ''}: use a smaller batch size (--batch-size) or more faces.")
 
     def __len__(self): return self.n//self.bs if self.drop_last else math.ceil(self.n/self.bs)
     def __repr__(self): return f'FaceLoader({self.n} faces/epoch, {len(self)} batches of {self.bs}, {self.device}, rank {self.rank}/{self.world_size})'

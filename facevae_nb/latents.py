@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_latents.ipynb #9fdfb23d
 from __future__ import annotations
-import math
+import math, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +16,9 @@ __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plo
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
 import torch
-import matplotlib.pyplot as plt
-import seaborn as sns
-from .core import FaceVAEError, get_device, amp_dtype, atomic_path, in_test
-from .data import attr_index
+from .core import (FaceVAEError, get_device, amp_dtype, atomic_path, in_test, check_options, check_writable,
+                             image_format, read_json)
+from .data import attr_index, FaceVAEWarning
 from .loss import kl_per_dim
 from .model import load_run
 from .faces import open_faces
@@ -96,6 +95,7 @@ def plot_latent_hists(enc:Encodings, # encodings of many images
                       seed:int=0 # seed for sampling z
                      ):
     "Per-dimension histograms of the encodings with the N(0,1) density overlaid; returns the figure."
+    import matplotlib.pyplot as plt, seaborn as sns
     if which not in ('mu', 'z'): raise FaceVAEError(f"which must be 'mu' or 'z', got {which!r}")
     dims = pick_dims(enc, k, order)
     vals = (enc.mu if which == 'mu' else enc.sample(seed)).float().numpy()
@@ -116,6 +116,7 @@ def plot_latent_hists(enc:Encodings, # encodings of many images
 
 # %% ../nbs/07_latents.ipynb #fbffd12e
 def _axes(ax, figsize):
+    import matplotlib.pyplot as plt
     if ax is not None: return ax.figure, ax
     return plt.subplots(figsize=figsize, dpi=80)
 
@@ -124,6 +125,7 @@ def plot_kl_per_dim(enc:Encodings, # encodings of many images
                     ax=None # an axes to draw into (default: a new figure)
                    ):
     "Sorted bar chart of the KL per dimension with the number of active units; returns the figure."
+    import matplotlib.pyplot as plt
     st = latent_stats(enc, threshold)
     order = st['kl'].argsort(descending=True)
     kl, act = st['kl'][order].numpy(), st['active'][order].numpy()
@@ -142,6 +144,7 @@ def plot_aggregate(enc:Encodings, # encodings of many images
                    axs=None # two axes to draw into (default: a new figure)
                   ):
     "Per-dimension mean and variance of the aggregate posterior against the prior's 0 and 1; returns the figure."
+    import matplotlib.pyplot as plt
     st = latent_stats(enc)
     order = st['kl'].argsort(descending=True)
     x = np.arange(enc.latent_dim)
@@ -193,6 +196,7 @@ def latent_summary(enc:Encodings, # encodings of many images
                    threshold:float=0.01 # the active-unit threshold
                   ):
     "One 2x2 figure: KL per dimension, PCA projection (top); aggregate posterior mean and variance against the prior."
+    import matplotlib.pyplot as plt
     fig, axs = plt.subplots(2, 2, figsize=(10, 6.4), dpi=80, layout='constrained')
     plot_kl_per_dim(enc, threshold, ax=axs[0, 0])
     plot_pca(enc, attr, ax=axs[0, 1])
@@ -258,12 +262,13 @@ def _open(data, image_size):
 
 # %% ../nbs/07_latents.ipynb #6933d371
 def save_fig(fig, # a matplotlib figure
-             path:str|Path, # PNG file to write (atomically)
+             path:str|Path, # image file to write (atomically): .png, .jpg, .webp or .tif
              dpi:int=80 # resolution
             ) -> Path:
-    "Save `fig` as a PNG atomically, close it and return the path."
-    path = Path(path)
-    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=dpi, bbox_inches='tight')
+    "Save `fig` in the format of the file's extension, atomically; close it and return the path."
+    import matplotlib.pyplot as plt
+    path = Path(path); fmt = image_format(path).lower()
+    with atomic_path(path) as tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches='tight')
     plt.close(fig)
     return path
 
@@ -283,14 +288,33 @@ def latent_figures(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    device:str|None=None # 'cuda', 'mps', 'cpu' or None for the best available
                   ) -> list:
     "Encode a split with the model of `run` and write the latent-space figures; returns their paths."
+    check_options(max_images=max_images, k=k, ncols=ncols, threshold=threshold, batch_size=batch_size, seed=seed)
+    if split not in _SPLITS: raise FaceVAEError(f"split must be one of {_SPLITS}, got {split!r}")
     if attr is not None: attr_index(attr)                                 # fail on a typo before the slow part
     if order not in ('kl', 'first'): raise FaceVAEError(f"order must be 'kl' or 'first', got {order!r}")
+    out = Path(out); image_format(out); check_writable(out)
+    if (Path(run)/'config.json').is_file(): read_json(Path(run)/'config.json')   # a damaged file is named
     model = load_run(run, device=get_device(device))
     faces = run_faces(run, data)
-    idx = run_split(run, faces, split) if data is None else None
+    idx, split = _split_index(run, faces, split, data)
     enc = encode_split(model, faces, split, max_images, batch_size, index=idx)
-    out = Path(out)
-    stem = out.with_suffix('') if out.suffix.lower() == '.png' else out
+    stem = out.with_suffix('')
     return [save_fig(latent_summary(enc, attr, threshold), out),
-            save_fig(plot_latent_hists(enc, k, order, 'mu', ncols, seed=seed), f'{stem}_mu_hist.png'),
-            save_fig(plot_latent_hists(enc, k, order, 'z', ncols, seed=seed), f'{stem}_z_hist.png')]
+            save_fig(plot_latent_hists(enc, k, order, 'mu', ncols, seed=seed), f'{stem}_mu_hist{out.suffix}'),
+            save_fig(plot_latent_hists(enc, k, order, 'z', ncols, seed=seed), f'{stem}_z_hist{out.suffix}')]
+
+def _split_index(run, faces, split, data):
+    "Indices and name of `split` of the run's faces; an empty 'valid' split falls back to 'train', with a warning."
+    def get(s):
+        if data is not None: return faces.indices(s)
+        try: return run_split(run, faces, s)
+        except FaceVAEError:
+            if s != 'valid': raise
+            return torch.zeros(0, dtype=torch.long)   # run_split refuses an empty split; we fall back instead
+    idx = get(split)
+    if len(idx) == 0 and split == 'valid':
+        what = f"{run} has no validation faces (it was trained without a validation split)" if data is None else \
+               f"the data {getattr(faces, 'path', data)} has no validation faces"
+        warnings.warn(f"{what}; showing the training faces instead (--split chooses another split)", FaceVAEWarning)
+        return get('train'), 'train'
+    return idx, split

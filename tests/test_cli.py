@@ -12,8 +12,10 @@ def test_demo_then_sample_and_latents(tmp_path):
                  '--image-size', '32', '--quiet', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     run = tmp_path/'runs'/'demo'
-    for f in ['config.json', 'model.safetensors', 'prior.json', 'metrics.jsonl', 'figures/samples.png', 'figures/latents.png']:
+    for f in ['config.json', 'model.safetensors', 'prior.json', 'metrics.jsonl', 'figures/samples.png', 'figures/latents.png',
+              'figures/edits.png']:
         assert (run/f).is_file(), f
+    assert 'runs/demo/figures/edits.png' in r.stdout                     # the signature feature: printed for the user
     assert 'validation PSNR' in r.stdout and str(run/'model.safetensors').endswith('model.safetensors')
     # running the demo again continues the same run instead of failing on the existing folder
     r2 = _facevae('demo', '--out', 'runs/demo', '--minutes', '0.2', '--epochs', '2', '--n-faces', '400',
@@ -31,3 +33,176 @@ def test_user_errors_are_one_clear_line(tmp_path):
     assert str(tmp_path/'nowhere') in r.stderr and 'error' in r.stderr
     r = _facevae('sample', '--run', str(tmp_path/'norun'), cwd=tmp_path)
     assert r.returncode == 2 and 'Traceback' not in r.stderr and 'norun' in r.stderr, r.stderr
+
+
+# --- in-process: one clear line for every error, checks before slow work -------------------------------------------
+import errno, os, shutil, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facevae_nb.cli as cli
+
+TINY = ['--data', 'generated', '--n-faces', '64', '--image-size', '32', '--epochs', '1', '--batch-size', '16',
+        '--latent-dim', '4', '--widths', '8,8,8,8', '--device', 'cpu', '--no-amp', '--quiet']
+READ_ONLY = Path('/sys')   # read-only even for root (permission bits do not stop root)
+
+
+def _main(capsys, *argv):
+    "Exit status and stderr lines of `facevae ARGV`, run in-process."
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def _one_error(code, lines, cmd, *parts):
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f'facevae {cmd}: error: '), lines
+    for p in parts: assert p in lines[0], lines
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp('cli')/'run'
+    assert cli.main(['train', *TINY, '--out', str(run)]) == 0
+    return run
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    "A copy of the tiny run that a test may damage."
+    return Path(shutil.copytree(tiny_run, tmp_path/'run'))
+
+
+def test_damaged_json_is_named(run_copy, capsys):
+    (run_copy/'config.json').write_text((run_copy/'config.json').read_text()[:40])
+    for cmd in (['latents', '--run', str(run_copy)], ['edit', '--run', str(run_copy), '--index', '0', '--attr', 'Smiling=1'],
+                ['sample', '--run', str(run_copy), '--out', str(run_copy/'s.png')]):
+        _one_error(*_main(capsys, *cmd), cmd[0], 'config.json is damaged')
+
+
+def test_damaged_last_json_on_resume_is_named(run_copy, capsys):
+    last = run_copy/'checkpoints'/'last.json'
+    last.write_text(last.read_text()[:5])
+    _one_error(*_main(capsys, 'train', *TINY, '--out', str(run_copy), '--resume', '--epochs', '2'), 'train', 'last.json is damaged')
+
+
+def test_unwritable_out_fails_first(tiny_run, tmp_path, capsys, monkeypatch):
+    if not READ_ONLY.is_dir(): pytest.skip('no read-only /sys here')
+    monkeypatch.setenv('FACEVAE_CACHE', str(tmp_path/'cache'))
+    _one_error(*_main(capsys, 'train', *TINY, '--out', str(READ_ONLY/'facevae-run')), 'train', str(READ_ONLY/'facevae-run'))
+    assert not (tmp_path/'cache').exists()                                   # refused before building any cache
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(READ_ONLY/'s.png')), 'sample', '/sys: ')
+    _one_error(*_main(capsys, 'latents', '--run', str(tiny_run), '--out', str(READ_ONLY/'l.png')), 'latents', '/sys: ')
+
+
+def test_unwritable_cache_is_one_line(tmp_path, capsys, monkeypatch):
+    if not READ_ONLY.is_dir(): pytest.skip('no read-only /sys here')
+    monkeypatch.setenv('FACEVAE_CACHE', str(READ_ONLY/'facevae-cache'))
+    _one_error(*_main(capsys, 'train', *TINY, '--out', str(tmp_path/'run')), 'train', str(READ_ONLY/'facevae-cache'))
+
+
+def test_full_disk_is_one_line_naming_the_file(tiny_run, tmp_path, capsys, monkeypatch):
+    import torchvision.utils, safetensors.torch
+    from safetensors import SafetensorError
+    def full(*a, **k): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(torchvision.utils, 'save_image', full)
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'s.png')), 'sample',
+               f"{tmp_path/'s.png'}: No space left on device")
+    def full_st(*a, **k): raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+    monkeypatch.setattr(safetensors.torch, 'save_file', full_st)
+    code, lines = _main(capsys, 'train', *TINY, '--out', str(tmp_path/'run'))
+    _one_error(code, lines, 'train', 'No space left on device', str(tmp_path/'run'))
+    assert not list((tmp_path/'run').rglob('.*.tmp'))                           # no temporaries left behind
+
+
+def test_sample_out_is_checked_and_written_in_its_format(tiny_run, tmp_path, capsys):
+    from PIL import Image
+    (tmp_path/'d.png').mkdir()
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'d.png')), 'sample', 'is a folder')
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path)), 'sample', 'is a folder')
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'x.gif')), 'sample', 'not an image type')
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--nrow', '0', '--out', str(tmp_path/'x.png')), 'sample', 'nrow=0')
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--temperature', 'nan'), 'sample', "'nan'")
+    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--device', 'gpu'), 'sample', "device='gpu'")
+    for ext, fmt in [('.jpg', 'JPEG'), ('.png', 'PNG'), ('.webp', 'WEBP')]:
+        assert _main(capsys, 'sample', '--run', str(tiny_run), '--n', '4', '--out', str(tmp_path/f'x{ext}'))[0] == 0
+        assert Image.open(tmp_path/f'x{ext}').format == fmt
+
+
+def test_warnings_are_one_line_and_name_cli_options(tmp_path, capsys):
+    "A CelebA folder with a broken image: one warning line at the build, and again when the cache is reused."
+    from facevae_nb.data import write_celeba
+    rng = np.random.default_rng(0)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (40, 54, 44, 3), dtype=np.uint8), rng.random((40, 40)) < .5,
+                       np.zeros(40, int))
+    (src/'img_align_celeba'/'000003.jpg').write_bytes(b'')
+    args = ['train', '--data', str(src), '--image-size', '32', '--epochs', '1', '--batch-size', '10', '--latent-dim', '4',
+            '--widths', '8,8,8,8', '--holdout', '10', '--device', 'cpu', '--no-amp', '--quiet']
+    for i in range(2):
+        code, lines = _main(capsys, *args, '--out', str(tmp_path/f'run{i}'))
+        assert code == 0, lines
+        skip = [l for l in lines if '000003.jpg' in l]
+        assert len(skip) == 1 and skip[0].startswith('facevae train: warning: 1 of 40 images') and '--rebuild-cache' in skip[0]
+        assert not [l for l in lines if 'warnings.warn' in l or 'strict=True' in l or 'drop_last' in l], lines
+
+
+def test_rebuild_cache_option(tmp_path, capsys):
+    import json
+    from facevae_nb.data import write_celeba
+    rng = np.random.default_rng(1)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (30, 54, 44, 3), dtype=np.uint8), rng.random((30, 40)) < .5,
+                       np.zeros(30, int))
+    args = ['train', '--data', str(src), '--image-size', '32', '--epochs', '1', '--batch-size', '10', '--latent-dim', '4',
+            '--widths', '8,8,8,8', '--holdout', '10', '--device', 'cpu', '--no-amp', '--quiet']
+    assert _main(capsys, *args, '--out', str(tmp_path/'a'))[0] == 0
+    meta = Path(json.loads((tmp_path/'a'/'config.json').read_text())['data']['cache'])/'meta.json'
+    built = meta.stat().st_mtime_ns
+    assert _main(capsys, *args, '--out', str(tmp_path/'b'))[0] == 0 and meta.stat().st_mtime_ns == built      # reused
+    assert _main(capsys, *args, '--out', str(tmp_path/'c'), '--rebuild-cache')[0] == 0 and meta.stat().st_mtime_ns != built
+
+
+def test_latents_on_a_run_without_validation_faces(tmp_path, capsys):
+    from facevae_nb.data import write_celeba
+    rng = np.random.default_rng(2)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (30, 54, 44, 3), dtype=np.uint8), rng.random((30, 40)) < .5,
+                       np.zeros(30, int))
+    assert _main(capsys, 'train', '--data', str(src), '--out', str(tmp_path/'run'), '--image-size', '32', '--epochs', '1',
+                 '--batch-size', '10', '--latent-dim', '4', '--widths', '8,8,8,8', '--device', 'cpu', '--no-amp', '--quiet')[0] == 0
+    code, lines = _main(capsys, 'latents', '--run', str(tmp_path/'run'), '--out', str(tmp_path/'l.png'), '--k', '2')
+    assert code == 0 and (tmp_path/'l.png').is_file(), lines
+    assert lines == [f"facevae latents: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
+                     "split); showing the training faces instead (--split chooses another split)"]
+
+
+def test_list_options_repeat_and_edit_is_a_command():
+    assert 'edit' in cli.COMMANDS
+    p = cli.arg_parser(cli._resolve(cli.COMMANDS['edit'][0]), prog='facevae edit')
+    a = p.parse_args(['--run', 'r', '--index', '0', '--attr', 'Smiling=1.5', '--attr', 'Eyeglasses=1'])
+    assert a.attr == ['Smiling=1.5', 'Eyeglasses=1'] and a.index == 0
+
+
+def _installed():
+    exe = Path(sys.executable).parent/'facevae'
+    if not exe.is_file(): pytest.skip('the facevae command is not installed in this environment')
+    return str(exe)
+
+
+def test_installed_help_is_fast_and_writes_nothing(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), MPLCONFIGDIR=str(tmp_path/'mpl'), XDG_CACHE_HOME=str(tmp_path/'xdg'))
+    t = time.time()
+    r = subprocess.run([_installed(), '--help'], capture_output=True, text=True, env=env, timeout=120)
+    secs = time.time() - t
+    assert r.returncode == 0 and 'edit' in r.stdout and secs < 5, (secs, r.stderr)   # ~0.15 s; generous for busy machines
+    r = subprocess.run([sys.executable, '-X', 'importtime', '-c', 'import facevae_nb, facevae_nb.cli'], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0 and not any(m in r.stderr for m in ('| torch\n', '| matplotlib\n', '| numpy\n')), r.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []                                         # no matplotlib config, no cache
+
+
+def test_installed_bad_value_is_one_line(tmp_path):
+    r = subprocess.run([_installed(), 'sample', '--run', str(tmp_path), '--nrow', 'abc'], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and "argument --nrow: invalid int value: 'abc'" in r.stderr, r.stderr
+    r = subprocess.run([_installed(), 'latents', '--run', str(tmp_path), '--k', '0'], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == 'facevae latents: error: k=0 is too small: it must be at least 1\n', r.stderr

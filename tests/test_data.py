@@ -5,6 +5,7 @@ import json, os, warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -198,11 +199,19 @@ def test_unknown_attribute_name():
     assert attr_index('BLOND_HAIR') == CELEBA_ATTRS.index('Blond_Hair') and attr_index('wearing hat') == 35
 
 
-@pytest.mark.parametrize('size', [48, 100, 0, 1024, 64.0, '64', True])
+@pytest.mark.parametrize('size', [50, 100, 0, -16, 8, 1024, 64.0, '64', True])
 def test_image_size_the_model_cannot_take(tmp_path, size):
     root = make(tmp_path/'c')[0]
-    with pytest.raises(FaceVAEError, match=r'image_size=.* is not a size the model can take: use 64'):
+    with pytest.raises(FaceVAEError, match=r'image_size=.* is not a size the model can take: use a multiple of 16'):
         build_cache(root, image_size=size)
+
+
+def test_image_size_any_multiple_of_16(tmp_path):
+    "The rule the message states is the rule applied: 48 is a multiple of 16, and the model takes it."
+    from facevae_nb.model import make_vae
+    c = build_cache(make(tmp_path/'c')[0], image_size=48)
+    assert c.images.shape[-1] == 48
+    assert make_vae('default', 48, widths=(8, 8, 8, 8), latent_dim=4)(c.get([0, 1]))[0].shape == (2, 3, 48, 48)
 
 
 @pytest.mark.parametrize('frac', [0, -.5, 1.5])
@@ -228,7 +237,7 @@ def test_bad_images_are_skipped_counted_and_named(tmp_path, layout):
     with pytest.warns(D.FaceVAEWarning) as rec:
         c = build_cache(root, image_size=32)
     msg = ' '.join(str(r.message) for r in rec)
-    assert 'skipped 3 of 12 images' in msg and all(b in msg for b in bad) and 'strict=True' in msg
+    assert '3 of 12 images' in msg and all(b in msg for b in bad) and '--rebuild-cache' in msg and 're-download' not in msg
     assert len(c) == 9 and not set(bad) & set(c.names) and c.meta['n_skipped'] == 3
     assert [s[0] for s in c.meta['skipped']] == bad
     keep = [i for i in range(N) if f'{i+1:06d}.jpg' not in bad]
@@ -266,11 +275,11 @@ def test_nothing_decodes(tmp_path):
 def test_cache_contents_and_format(tmp_path):
     root, a, p = make(tmp_path/'c')
     c = build_cache(root, image_size=32, cache=tmp_path/'cache')
-    assert c.path == tmp_path/'cache' and sorted(x.name for x in c.path.iterdir()) == ['images.npy', 'labels.npz', 'meta.json']
+    assert c.path == tmp_path/'cache' and sorted(x.name for x in c.path.iterdir()) == ['.lock', 'images.npy', 'labels.npz', 'meta.json']
     arr = np.load(c.path/'images.npy', mmap_mode='r')
     assert isinstance(arr, np.memmap) and arr.dtype == np.uint8 and arr.shape == (N, 3, 32, 32)
     m = json.loads((c.path/'meta.json').read_text())
-    for k in ['version', 'source', 'layout', 'image_size', 'crop_frac', 'n', 'skipped', 'attr_file', 'partition_file']: assert k in m
+    for k in ['version', 'source', 'layout', 'image_size', 'crop_frac', 'n', 'skipped', 'attr_file', 'partition_file', 'images']: assert k in m
     assert m['source'] == str(root.resolve()) and m['n'] == N and m['image_size'] == 32
     assert torch.equal(c.attrs, torch.from_numpy(a)) and c.partition.tolist() == p.tolist() and len(c) == N
     x = c.get([0, 3])
@@ -304,6 +313,94 @@ def test_cache_rebuilt_when_meta_differs(tmp_path):
     assert build_cache(root, image_size=32, cache=tmp_path/'k').meta['version'] == D.CACHE_VERSION
 
 
+def test_cache_rebuilt_when_images_change(tmp_path):
+    "Fixed or replaced images are decoded again: the key covers every image file's name, size and date."
+    root = make(tmp_path/'c')[0]
+    d = files(root).image_dir
+    c = build_cache(root, image_size=32, cache=tmp_path/'k')
+    first = np.array(c.images[3])
+    Image.fromarray(np.zeros((54, 44, 3), np.uint8)).save(d/'000004.jpg')        # a replaced picture
+    c2 = build_cache(root, image_size=32, cache=tmp_path/'k')
+    assert c2.meta['images'] != c.meta['images'] and np.array(c2.images[3]).max() < 10 and first.max() > 100
+    (d/'notes.txt').write_text('x')                                               # any new file changes the key too
+    assert build_cache(root, image_size=32, cache=tmp_path/'k').meta['built'] and \
+        json.loads((tmp_path/'k'/'meta.json').read_text())['images'] != c2.meta['images']
+
+
+def test_reused_cache_with_skipped_images_says_so_each_time(tmp_path):
+    root = make(tmp_path/'c')[0]
+    bad = _break_images(root)
+    with pytest.warns(D.FaceVAEWarning): build_cache(root, image_size=32, cache=tmp_path/'k')
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always'); c = build_cache(root, image_size=32, cache=tmp_path/'k')
+        msgs = [str(x.message) for x in w]
+        assert len(msgs) == 1 and '\n' not in msgs[0] and all(b in msgs[0] for b in bad) and len(c) == 9
+    for b in bad: (files(root).image_dir/b).write_bytes((files(root).image_dir/'000001.jpg').read_bytes())  # fixed
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); c = build_cache(root, image_size=32, cache=tmp_path/'k')
+    assert len(c) == N and not w
+
+
+def test_rebuild_decodes_again(tmp_path, monkeypatch):
+    root = make(tmp_path/'c')[0]
+    build_cache(root, image_size=32, cache=tmp_path/'k')
+    calls = []
+    real = D._decode_all
+    monkeypatch.setattr(D, '_decode_all', lambda *a, **k: calls.append(1) or real(*a, **k))
+    build_cache(root, image_size=32, cache=tmp_path/'k'); assert calls == []
+    build_cache(root, image_size=32, cache=tmp_path/'k', rebuild=True); assert calls == [1]
+
+
+def test_stale_temporaries_of_a_killed_build_are_removed(tmp_path):
+    root = make(tmp_path/'c')[0]
+    c = build_cache(root, image_size=32, cache=tmp_path/'k')
+    junk = ['.images.npy.x1y2.tmp', '.images.npy.x1y2.tmp.good', '.labels.npz.zz.tmp', '.meta.json.q.tmp']
+    for j in junk: (tmp_path/'k'/j).write_bytes(b'0'*100)
+    (tmp_path/'k'/'mine.tmp').write_text('not ours')
+    build_cache(root, image_size=16, cache=tmp_path/'k')                    # the next build cleans up
+    assert sorted(p.name for p in (tmp_path/'k').iterdir()) == ['.lock', 'images.npy', 'labels.npz', 'meta.json', 'mine.tmp']
+
+
+def test_unwritable_cache_fails_before_decoding(tmp_path, monkeypatch):
+    root = make(tmp_path/'c')[0]
+    monkeypatch.setattr(D, '_decode_all', lambda *a, **k: pytest.fail('decoded into a folder it cannot write'))
+    ro = Path('/sys/facevae-cache')    # read-only even for root
+    if not Path('/sys').is_dir(): pytest.skip('no read-only /sys here')
+    with pytest.raises(OSError) as e: build_cache(root, image_size=32, cache=ro)
+    assert e.value.filename == str(ro)
+
+
+def test_tiny_and_16_bit_images_are_skipped(tmp_path):
+    root = make(tmp_path/'c', names=[f'{i+1:06d}.png' for i in range(N)])[0]
+    d = files(root).image_dir
+    Image.new('RGB', (1, 1), (255, 0, 0)).save(d/'000002.png')
+    Image.fromarray(np.full((54, 44), 50000, np.uint16)).save(d/'000003.png')
+    with pytest.warns(D.FaceVAEWarning, match='000002.png.*too small.*000003.png.*16-bit'):
+        c = build_cache(root, image_size=32)
+    assert len(c) == N - 2 and '000002.png' not in c.names
+
+
+@pytest.mark.parametrize('layout', ['official', 'kaggle'])
+def test_duplicate_attribute_row_is_used_once(tmp_path, layout):
+    root, a, p = make(tmp_path/'c', layout)
+    f = files(root).attr_file
+    rewrite(f, lambda L: L + [L[4 if layout == 'official' else 3].replace('-1', '1')])   # 000003.jpg again, other values
+    with pytest.warns(D.FaceVAEWarning) as rec: ix = read_celeba(root)
+    msg = [str(r.message) for r in rec if 'listed again' in str(r.message)]
+    line = 15 if layout == 'official' else 14
+    assert msg == [f'{f} line {line}: 000003.jpg is listed again (first on line {line - 10}); using its first row.']
+    assert len(ix) == N and torch.equal(ix.attrs, torch.from_numpy(a))
+
+
+@pytest.mark.parametrize('layout', ['official', 'kaggle'])
+def test_utf8_bom_is_accepted(tmp_path, layout):
+    root, a, p = make(tmp_path/'c', layout)
+    for f in [files(root).attr_file, files(root).partition_file]: f.write_bytes(b'\xef\xbb\xbf' + f.read_bytes())
+    ix = read_celeba(root)
+    assert torch.equal(ix.attrs, torch.from_numpy(a)) and ix.partition.tolist() == p.tolist()
+
+
 def test_interrupted_build_leaves_no_valid_cache(tmp_path, monkeypatch):
     root = make(tmp_path/'c')[0]
     build_cache(root, image_size=32, cache=tmp_path/'k')
@@ -317,7 +414,7 @@ def test_interrupted_build_leaves_no_valid_cache(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         build_cache(root, image_size=16, cache=tmp_path/'k')                 # a rebuild that dies halfway
     assert FaceCache.load(tmp_path/'k') is None                               # nothing there looks valid
-    assert sorted(p.name for p in (tmp_path/'k').iterdir()) == ['images.npy', 'labels.npz']  # no temporary files left
+    assert sorted(p.name for p in (tmp_path/'k').iterdir()) == ['.lock', 'images.npy', 'labels.npz']  # no temporary files left
     monkeypatch.setattr(D, 'load_face', real)
     c = build_cache(root, image_size=16, cache=tmp_path/'k')
     assert c.images.shape == (N, 3, 16, 16)

@@ -68,7 +68,7 @@ def test_open_faces(tmp_path):
     assert again.path == c.path and again.meta == c.meta
     folder = generated_celeba(300)
     assert open_faces(folder, image_size=32).path == c.path     # a path to the same folder is the same cache
-    with pytest.raises(FaceVAEError, match='image_size=48'): open_faces('generated', n=300, image_size=48)
+    with pytest.raises(FaceVAEError, match='image_size=50'): open_faces('generated', n=300, image_size=50)
     with pytest.raises(FaceVAEError, match='does not exist'): open_faces(tmp_path/'celeba')
     with pytest.raises(FaceVAEError, match='at least 10'): open_faces('generated', n=3)
     x = c.get(slice(0, 4))   # the 64 px crop centres the face: skin-coloured middle, not the background

@@ -171,3 +171,48 @@ def test_latent_figures_on_a_holdout_run(tmp_path):
     assert len(enc) == 10 and torch.equal(enc.index, valid)
     paths = latent_figures(run, out=tmp_path/'l.png', k=4, attr='Male', device='cpu')   # data and split from the run
     assert [p.name for p in paths] == ['l.png', 'l_mu_hist.png', 'l_z_hist.png'] and all(p.is_file() for p in paths)
+
+
+def test_latent_figures_on_a_run_without_validation_faces(tmp_path):
+    "A run trained on a subset that lies inside the official training split: the figures show its training faces."
+    import warnings
+    from facevae_nb.train import run_training
+    rng = np.random.default_rng(3)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (30, 22, 18, 3), dtype=np.uint8),
+                       rng.random((30, 40)) < 0.5, np.zeros(30, int))            # no 'valid' faces, no holdout
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        run = run_training(str(src), out=str(tmp_path/'run'), image_size=16, epochs=1, batch_size=10, latent_dim=4,
+                           widths='8,16', amp=False, device='cpu', quiet=True)
+    with pytest.warns(UserWarning, match='no validation faces.*training faces instead') as rec:
+        paths = latent_figures(run, out=tmp_path/'l.png', k=2, device='cpu')
+    assert all(p.is_file() for p in paths) and all('\n' not in str(r.message) for r in rec)
+    with pytest.raises(FaceVAEError, match="'test' split .* is empty"):                     # only 'valid' falls back
+        latent_figures(run, out=tmp_path/'l.png', split='test', k=2, device='cpu')
+
+
+@pytest.mark.parametrize('kw, msg', [(dict(k=0), 'k=0'), (dict(ncols=0), 'ncols=0'), (dict(batch_size=0), 'batch_size=0'),
+                                     (dict(max_images=-1), 'max_images=-1'), (dict(threshold=math.nan), 'threshold=nan'),
+                                     (dict(out='lat.gif'), 'not an image type'), (dict(split='val'), 'split must be'),
+                                     (dict(order='abc'), 'order'), (dict(attr='abc'), 'unknown CelebA attribute')])
+def test_latent_figures_options_are_checked_first(tmp_path, monkeypatch, kw, msg):
+    "Every bad value is one clear error before the model is even loaded."
+    import facevae_nb.latents as L
+    monkeypatch.setattr(L, 'load_run', lambda *a, **k: pytest.fail('loaded the model before checking the options'))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FaceVAEError, match=msg): latent_figures(tmp_path/'run', **kw)
+
+
+def test_latent_figures_damaged_config_is_named(small, tmp_path):
+    model, _ = small
+    run = tmp_path/'run'; save_vae(model, run/'model.safetensors')
+    (run/'config.json').write_text('{"data": {"data": "gener')
+    with pytest.raises(FaceVAEError, match=r'config.json is damaged'): latent_figures(run, out=tmp_path/'l.png')
+
+
+def test_latent_figures_other_formats(small, tmp_path):
+    model, cache = small
+    run = tmp_path/'run'; save_vae(model, run/'model.safetensors')
+    paths = latent_figures(run, cache, out=tmp_path/'lat.jpg', split='all', k=2, device='cpu')
+    assert [p.name for p in paths] == ['lat.jpg', 'lat_mu_hist.jpg', 'lat_z_hist.jpg']
+    assert all(Image.open(p).format == 'JPEG' for p in paths)
