@@ -9,12 +9,12 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run_faces', 'run_split', 'model_device',
-           'evaluating', 'decode_codes', 'encode_faces', 'sample_faces', 'reconstruct_faces', 'recon_grid',
-           'interpolate_faces', 'walk_faces', 'sample_to_file']
+           'evaluating', 'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces',
+           'recon_grid', 'interpolate_faces', 'walk_faces', 'sample_to_file']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
 import torch
-from .core import FaceVAEError, get_device, image_grid, save_grid, show_images, in_test
+from .core import FaceVAEError, get_device, image_grid, save_grid, show_images, in_test, check_options, read_json
 from .model import load_run
 from .faces import open_faces
 
@@ -57,7 +57,7 @@ def prior_noise(n:int, # how many codes
                 seed:int=0 # seed for a CPU `torch.Generator`, so results are the same on every device
                ) -> torch.Tensor:
     "`n` codes from N(0, temperature² I), drawn on the CPU from `seed`."
-    if n < 1: raise FaceVAEError(f"n must be at least 1, got {n}")
+    check_options(n=n, seed=seed)
     if temperature < 0: raise FaceVAEError(f"temperature must be >= 0, got {temperature}")
     g = torch.Generator().manual_seed(int(seed))
     return torch.randn(n, latent_dim, generator=g) * temperature
@@ -87,7 +87,7 @@ def run_faces(run:str|Path, # a run folder written by `run_training`
     if hasattr(data, 'images'): return data
     run = Path(run)
     cfg = run/'config.json'
-    spec = json.loads(cfg.read_text())['data'] if cfg.is_file() else {}
+    spec = read_json(cfg).get('data', {}) if cfg.is_file() else {}   # a damaged file is named
     size = spec.get('image_size') or load_run(run, device='cpu').image_size
     src = data or spec.get('data')
     if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown; pass the data explicitly")
@@ -105,7 +105,7 @@ def run_split(run:str|Path, # a run folder written by `run_training`
              ) -> torch.Tensor:
     "Indices of `split` of the run's faces: the official partition, or the run's `holdout` faces as 'valid'."
     cfg = Path(run)/'config.json'
-    holdout = json.loads(cfg.read_text())['data'].get('holdout') if cfg.is_file() else None
+    holdout = read_json(cfg).get('data', {}).get('holdout') if cfg.is_file() else None
     idx = faces.indices(split, holdout)
     if len(idx) == 0:
         raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA subset may lie "
@@ -152,13 +152,29 @@ def _prior(model, eps):
     "Standard-normal noise mapped to codes of the model's prior (N(0, I), or the Gaussian fitted after training)."
     return model.prior_codes(eps.to(model_device(model))).cpu() if hasattr(model, 'prior_codes') else eps
 
+def add_vectors(z:torch.Tensor, # codes (N, D)
+                attrs:dict|None, # {name: weight}; names are matched to the keys of `vectors` ignoring case
+                vectors:dict|None # {name: (D,) direction}, e.g. `facevae_nb.arithmetic.run_vectors(run)`
+               ) -> torch.Tensor:
+    "The codes moved along named directions, z + sum_k w_k vectors[k]; `z` itself when `attrs` is empty."
+    if not attrs: return z
+    if vectors is None: raise FaceVAEError("adding attributes needs their vectors: pass vectors=run_vectors(run) (facevae_nb.arithmetic)")
+    lower = {str(k).lower(): k for k in vectors}
+    keys = [k if k in vectors else lower.get(str(k).lower()) for k in attrs]
+    missing = [k for k, v in zip(attrs, keys) if v is None]
+    if missing: raise FaceVAEError(f"no vector for {', '.join(map(repr, missing))}; the vectors at hand are for: {', '.join(sorted(vectors))}")
+    return z + sum(float(w)*vectors[k].to(z) for k, w in zip(keys, attrs.values()))
+
 def sample_faces(model, # a trained VAE
                  n:int=64, # how many faces
                  temperature:float=0.8, # scale of the prior noise (1 = the prior; lower gives cleaner, more average faces)
-                 seed:int=0 # the same seed gives the same faces, on any device
+                 seed:int=0, # the same seed gives the same faces, on any device
+                 attrs:dict|None=None, # attributes to add to every face, {name: weight}, e.g. {'Smiling': 1.5} (needs `vectors`)
+                 vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.arithmetic.run_vectors`
                 ) -> torch.Tensor:
-    "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it); images (n,3,H,W) on the CPU."
-    return decode_codes(model, _prior(model, prior_noise(n, model.latent_dim, temperature, seed)))
+    "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it), plus any attribute vectors; images (n,3,H,W) on the CPU."
+    z = _prior(model, prior_noise(n, model.latent_dim, temperature, seed))
+    return decode_codes(model, add_vectors(z, attrs, vectors))
 
 # %% ../nbs/06_generate.ipynb #267ceabc
 def reconstruct_faces(model, # a trained VAE
@@ -213,8 +229,16 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    seed:int=0, # random seed; the same seed gives the same faces on any device
                    out:str|Path='samples.png', # PNG file to write
                    nrow:int=8, # faces per row of the grid
-                   device:str|None=None # 'cuda', 'mps', 'cpu' or None for the best available
+                   device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
+                   attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
+                   method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
                   ) -> Path:
-    "Sample `n` faces from the model of `run` and save them as one PNG grid; returns the path."
+    "Sample `n` faces from the model of `run` (optionally with added attributes) and save them as one PNG grid; returns the path."
+    check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)    # the project's shared rules, before anything slow
+    attrs = vectors = None
+    if attr:
+        from facevae_nb.arithmetic import parse_attrs, run_vectors   # imported here: arithmetic builds on this module
+        attrs = parse_attrs(attr)                                    # a typo fails before anything slow
     model = load_run(run, device=get_device(device))
-    return save_grid(sample_faces(model, n, temperature, seed), out, nrow=nrow)
+    if attrs: vectors = run_vectors(run, method=method, model=model)
+    return save_grid(sample_faces(model, n, temperature, seed, attrs, vectors), out, nrow=nrow)

@@ -1,0 +1,97 @@
+"""The widgets over the real Jupyter protocol: a kernel process, driven the way a browser drives it.
+
+The notebook `09_widgets` tests the explorers in-process (setting slider values in Python). Here a real IPython kernel
+(the one Jupyter, VS Code and Colab all start) builds an explorer, and the test plays the browser: it reads the
+widget models the kernel opens, sends a slider change as a `comm_msg` and checks that the kernel answers with a new
+PNG for the edited image. No browser and no files are needed (a tiny untrained model and random faces).
+"""
+import hashlib, queue, time
+
+import pytest
+
+jupyter_client = pytest.importorskip('jupyter_client')
+pytest.importorskip('ipykernel')
+
+SETUP = r'''
+import numpy as np, torch
+from IPython.display import display
+from facevae_nb.model import make_vae
+from facevae_nb.data import FaceCache, CELEBA_ATTRS
+from facevae_nb.widgets import edit_explorer, morph_explorer
+torch.manual_seed(0)
+model = make_vae('default', image_size=32, latent_dim=8, widths=(8, 16, 32)).eval()
+rng = np.random.default_rng(0)
+faces = FaceCache(rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8), rng.random((6, 40)) < 0.5, [1]*6,
+                  [f'{i:06d}.jpg' for i in range(6)])
+vectors = {a: torch.randn(8) for a in CELEBA_ATTRS}
+ex = edit_explorer(model=model, faces=faces, vectors=vectors, attrs=['Smiling'])
+display(ex)
+print('IDS', ex.widget.model_id, ex.weights['Smiling'].model_id, ex.edited.model_id, ex.recon.value == ex.edited.value)
+'''
+
+
+@pytest.fixture(scope='module')
+def kernel():
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name='python3', startup_timeout=120)
+    try: yield kc
+    finally:
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+
+
+def _iopub(kc, until, timeout=60):
+    "Collect iopub messages until `until(msg)` is true; returns them all."
+    out, end = [], time.time() + timeout
+    while time.time() < end:
+        try: m = kc.get_iopub_msg(timeout=1)
+        except queue.Empty: continue
+        out.append(m)
+        if until(m): return out
+    raise AssertionError(f'timed out; got {[m["msg_type"] for m in out]}')
+
+
+def _send(kc, comm_id, data):
+    "What the browser sends when a control changes: a comm message to the widget's model in the kernel."
+    kc.shell_channel.send(kc.session.msg('comm_msg', {'comm_id': comm_id, 'data': data}))
+
+
+def _run(kc, code):
+    msg_id = kc.execute(code)
+    msgs = _iopub(kc, lambda m: m['parent_header'].get('msg_id') == msg_id and m['msg_type'] == 'status'
+                  and m['content']['execution_state'] == 'idle', timeout=120)
+    errs = [m['content'] for m in msgs if m['msg_type'] == 'error']
+    assert not errs, '\n'.join(errs[0]['traceback'])
+    return msgs
+
+
+def test_explorer_over_the_kernel_protocol(kernel):
+    kc = kernel
+    msgs = _run(kc, SETUP)
+    text = ''.join(m['content']['text'] for m in msgs if m['msg_type'] == 'stream')
+    box, slider, edited, same = text.split('IDS ')[1].split()
+    assert same == 'True'                                                    # weight 0: edit == reconstruction
+    opened = {m['content']['comm_id']: m['content'] for m in msgs if m['msg_type'] == 'comm_open'}
+    assert {box, slider, edited} <= set(opened)                              # the browser learns about every widget
+    assert opened[slider]['data']['state']['_model_name'] == 'FloatSliderModel'
+    assert opened[edited]['data']['state']['_model_name'] == 'ImageModel'
+    shown = [m['content']['data'] for m in msgs if m['msg_type'] == 'display_data']
+    assert any(d.get('application/vnd.jupyter.widget-view+json', {}).get('model_id') == box for d in shown)
+
+    # the browser moves the Smiling slider to 2.0: the kernel must send a new PNG for the edited image
+    _send(kc, slider, {'method': 'update', 'state': {'value': 2.0}, 'buffer_paths': []})
+    upd = _iopub(kc, lambda m: m['msg_type'] == 'comm_msg' and m['content']['comm_id'] == edited
+                 and m['content']['data'].get('method') in ('update', 'echo_update'))[-1]
+    assert ['value'] in upd['content']['data']['buffer_paths']
+    png = bytes(upd['buffers'][upd['content']['data']['buffer_paths'].index(['value'])])
+    assert png[:4] == b'\x89PNG'
+    msgs = _run(kc, "import hashlib; print('STATE', ex.weights['Smiling'].value, ex.edited.value == ex.recon.value, "
+                    "hashlib.sha1(ex.edited.value).hexdigest())")
+    text = ''.join(m['content']['text'] for m in msgs if m['msg_type'] == 'stream')
+    assert f'STATE 2.0 False {hashlib.sha1(png).hexdigest()}' in text, text    # what the browser got is the new edit
+
+    # and a click on "reset weights" brings back the reconstruction
+    msgs = _run(kc, "print('RESET', ex.reset.model_id)")
+    reset = ''.join(m['content']['text'] for m in msgs if m['msg_type'] == 'stream').split('RESET ')[1].split()[0]
+    _send(kc, reset, {'method': 'custom', 'content': {'event': 'click'}})
+    _iopub(kc, lambda m: m['msg_type'] == 'comm_msg' and m['content']['comm_id'] == edited)
+    msgs = _run(kc, "print('AFTER', ex.weights['Smiling'].value, ex.edited.value == ex.recon.value)")
+    assert 'AFTER 0.0 True' in ''.join(m['content']['text'] for m in msgs if m['msg_type'] == 'stream')
