@@ -1,0 +1,32 @@
+"Process-level checks of the edit measurement: benchmarks/bench_edits.py end to end on a tiny generated run."
+import subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*args, cwd=ROOT):
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_edits.py'), *map(str, args), '--threads', '1'],
+                       capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_bench_edits_end_to_end(tmp_path, one_thread):
+    "Train a classifier, measure a run: the tables are printed and the plot is written."
+    from facevae_nb.faces import generated_celeba
+    from facevae_nb.train import run_training
+    src = generated_celeba(300, root=tmp_path/'gen')
+    run = run_training(str(src), out=str(tmp_path/'run'), image_size=32, latent_dim=8, widths='8,16,32', epochs=1,
+                       batch_size=32, holdout=60, quiet=True)
+    out = _bench('--train-classifier', tmp_path/'clf', '--data', src, '--holdout', 60, '--image-size', 32, '--epochs', 1)
+    assert 'holdout (60 faces)' in out and (tmp_path/'clf'/'classifier.safetensors').is_file()
+    out = _bench(run, '--classifier', tmp_path/'clf', '--out', tmp_path/'out', '--methods', 'mean,regression,random',
+                 '--max-faces', 8, '--weights', '1,2')
+    for s in ('| mean |', '| regression |', '| random (same Mahalanobis length) |', 'per attribute (mean)'): assert s in out, out
+    assert (tmp_path/'out'/'run_success_drift.png').stat().st_size > 1000
+
+
+def test_bench_edits_needs_classifier(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_edits.py'), str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and '--classifier' in (r.stderr + r.stdout)
