@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = re.compile(r"\bSHARED\b|shared/data|'shared'\s*/\s*'data'")
+PROGRESS = re.compile(r"\r|\d+it/s|\d+/\d+ \[\d")
 
 
 def run_one(nb: Path, flags: set):
@@ -35,7 +36,11 @@ def run_one(nb: Path, flags: set):
         return bool(skip & d.keys())
 
     def post(cell):
-        if cell.cell_type == 'code' and REAL_DATA.search(cell.source): cell.outputs = []
+        if cell.cell_type != 'code': return
+        if REAL_DATA.search(cell.source): cell.outputs = []
+        # progress bars (tqdm writes frames with carriage returns to stderr) render as pages of text on the site
+        cell.outputs = [o for o in cell.outputs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr'
+                                                        and PROGRESS.search(''.join(o.get('text', ''))))]
 
     sh = CaptureShell(nb, mpl_format='png')
     sh.set_path(nb.parent.resolve())
