@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = ['METHODS', 'VECTORS_FILE', 'DEFAULT_WEIGHTS', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out',
            'vectors_from_codes', 'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256', 'run_vectors',
            'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces', 'plot_grid', 'attribute_strip', 'random_codes',
-           'average_code', 'attribute_grid', 'morph_faces', 'edit_to_file', 'edit_strip_to_file']
+           'average_code', 'attribute_grid', 'morph_faces', 'read_photo', 'edit_to_file', 'edit_strip_to_file']
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import numpy as np
@@ -392,12 +392,15 @@ def _parse_weights(weights) -> tuple:
     if not out: raise FaceVAEError("no weights given; write e.g. --weights=-3,-2,-1,0,1,2,3,4")
     return out
 
-def _read_photo(path, image_size:int) -> torch.Tensor:
-    "A photo as a (1,3,S,S) float face framed like the training faces, or a clear error."
-    p = Path(path).expanduser()
-    if not p.is_file(): raise FaceVAEError(f"image {str(path)!r} not found; give the path of a photo (JPEG, PNG, ...)")
+def read_photo(path, # a photo file of any size
+               image_size:int, # the model's image size
+               name:str|None=None # how an error names the file (default: its path), e.g. an upload's file name
+              ) -> torch.Tensor:
+    "A photo as a (1,3,S,S) float face framed like the training faces (`data.load_face`), or one clear error line."
+    p, name = Path(path).expanduser(), name or str(path)
+    if not p.is_file(): raise FaceVAEError(f"image {name!r} not found; give the path of a photo (JPEG, PNG, ...)")
     try: x = load_face(p, image_size)
-    except Exception as e: raise FaceVAEError(f"cannot read {str(path)!r} as an image ({type(e).__name__}); give a JPEG or PNG photo") from None
+    except Exception as e: raise FaceVAEError(f"cannot read {name!r} as an image ({type(e).__name__}); give a JPEG or PNG photo") from None
     return torch.from_numpy(x)[None].float().div(255)
 
 def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and the faces it was trained on)
@@ -421,7 +424,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     _check_method(method, balanced); keep = _names(keep)
     model = load_run(run, device=get_device(device))
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
-    if image is not None: x = _read_photo(image, model.image_size)
+    if image is not None: x = read_photo(image, model.image_size)
     else:
         faces = run_faces(run); idx = run_split(run, faces, 'valid')
         if not 0 <= int(index) < len(idx):

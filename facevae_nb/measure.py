@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import FaceVAEError, atomic_path, atomic_write_text, get_device, seed_everything, in_test, one_thread
+from .core import FaceVAEError, atomic_path, atomic_write_text, get_device, seed_everything, in_test, one_thread, read_json
 from .data import CELEBA_ATTRS, attr_index
 from .generate import evaluating, model_device, decode_codes
 from .latents import encode_images, _batches
@@ -187,7 +187,7 @@ def load_classifier(path:str|Path, # a folder or .safetensors file written by `s
     f, j = _clf_paths(path)
     if not (f.is_file() and j.is_file()):
         raise FaceVAEError(f"no attribute classifier at {f} (+ {j.name}): train one with train_classifier and save_classifier")
-    meta = json.loads(j.read_text())
+    meta = read_json(j)
     if meta.get('format') != _CLF_FORMAT: raise FaceVAEError(f"{j} is not an attribute-classifier file (format {meta.get('format')!r})")
     clf = AttrClassifier(ClassifierConfig(**meta['config']))
     clf.load_state_dict(load_file(str(f)))

@@ -15,14 +15,14 @@ __all__ = ['enable_colab_widgets', 'to_png', 'from_png', 'face_source', 'image_f
 import numpy as np
 import torch
 import ipywidgets as W
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from fastcore.imports import IN_COLAB
 from fastcore.basics import patch
 from .core import FaceVAEError, one_thread
-from .data import CELEBA_ATTRS, attr_index, load_face
+from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
 from .generate import run_faces, run_split, encode_faces, decode_codes, lerp, slerp, model_device
-from .arithmetic import run_vectors, attribute_vectors, edit_faces, attribute_grid, morph_faces
+from .arithmetic import run_vectors, attribute_vectors, edit_faces, attribute_grid, morph_faces, read_photo
 
 # %% ../nbs/09_widgets.ipynb #91b936d7
 def enable_colab_widgets(colab:bool|None=None # whether we run on Colab (default: fastcore's `IN_COLAB`)
@@ -82,9 +82,7 @@ def image_from_upload(value, # a `FileUpload` value (a tuple of file dicts; the 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d)/'upload'
         p.write_bytes(data)
-        try: return torch.from_numpy(load_face(p, image_size)).float().div_(255)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise FaceVAEError(f"{name!r} is not an image that can be read ({type(e).__name__}); upload a JPEG or PNG photo") from None
+        return read_photo(p, image_size, name=name)[0]      # the same framing and errors as `facevae edit --image`
 
 # %% ../nbs/09_widgets.ipynb #3ca8304e
 def _image_box(title, size):
