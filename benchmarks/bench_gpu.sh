@@ -50,9 +50,11 @@ if ! $PY -c 'import fastcore, nbdev, execnb, ipywidgets, safetensors' 2>/dev/nul
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/facevae-site .whl/*.whl || exit 2
   export PYTHONPATH=/tmp/facevae-site${PYTHONPATH:+:$PYTHONPATH}
 fi
-if ! $PY -c 'import facevae_nb' 2>/dev/null; then
-  # this package only (its requirements are there): editable, offline, no dependency resolution
-  $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+if ! (cd /tmp && $PY -c 'import facevae_nb') 2>/dev/null; then
+  # this package only (its requirements are there): editable, offline, no dependency resolution; and where an
+  # editable install does not take (seen on the GPU image), the checkout itself on the path of every process
+  $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>/dev/null
+  (cd /tmp && $PY -c 'import facevae_nb') 2>/dev/null || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 $PY - <<'EOF' || exit 2
 import torch, torchvision, fastcore, nbdev, facevae_nb
@@ -75,8 +77,13 @@ if [ "$DRY" = 1 ]; then
   echo "dry run: skipped (on the GPU machine: $PY -m pytest tests/test_notebooks.py -q -n 8)"
 else
   XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n 8" || true)
-  timeout 240 $PY -m pytest tests/test_notebooks.py -q -p no:cacheprovider $XDIST 2>&1 | tee "$RES/notebooks.log" | tail -30
-  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  timeout 240 $PY -m pytest tests/test_notebooks.py -q -p no:cacheprovider $XDIST 2>&1 | tee "$RES/notebooks.log" | tail -8
+  if [ "${PIPESTATUS[0]}" != 0 ]; then
+    status=1
+    # pytest stops each notebook at its first error: list every failing cell of the failed ones (one lease, all fixes)
+    failed=$(grep -o 'test_notebook\[[^]]*\]' "$RES/notebooks.log" | sort -u | sed 's/test_notebook\[\(.*\)\]/nbs\/\1/')
+    echo "$failed" | xargs -r -P 8 -n 1 timeout 150 $PY benchmarks/nb_errors.py 2>/dev/null | tee "$RES/nb_errors.log"
+  fi
 fi
 
 echo "== summary: $([ $status = 0 ] && echo 'all parts passed' || echo 'SOME PART FAILED (see above)'); table in $RES/bench_gpu.md"

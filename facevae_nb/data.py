@@ -398,8 +398,8 @@ class FaceCache:
             order = torch.tensor(sorted(range(len(self)), key=self.names.__getitem__), dtype=torch.long)
             return order[-holdout:] if split == 'valid' else order[:-holdout]
         return _split_indices(self.partition, split)
-    def get(self, idx, device=None) -> torch.Tensor:
-        "Faces `idx` (int, slice, list or tensor) as float (N,3,S,S) in [0,1]."
+    def get(self, idx, device='cpu') -> torch.Tensor:
+        "Faces `idx` (int, slice, list or tensor) as float (N,3,S,S) in [0,1], on the CPU unless `device` says otherwise."
         idx = torch.as_tensor(idx).reshape(-1).numpy() if not isinstance(idx, slice) else idx
         return torch.from_numpy(np.array(self.images[idx])).to(get_device(device)).float().div_(255)
     def attr(self, name) -> torch.Tensor:

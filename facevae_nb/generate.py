@@ -120,12 +120,13 @@ def model_device(model:torch.nn.Module) -> torch.device:
 @contextlib.contextmanager
 def evaluating(model:torch.nn.Module # a model, in train or eval mode
               ):
-    "A block with `model` in eval mode and autograd off; the model's previous mode is restored afterwards."
-    was_training = model.training
-    model.eval()
+    "A block with `model` in eval mode, autograd off and deterministic cuDNN; the previous settings are restored afterwards."
+    was_training, cudnn = model.training, torch.backends.cudnn
+    flags = cudnn.deterministic, cudnn.benchmark
+    model.eval(); cudnn.deterministic, cudnn.benchmark = True, False
     try:
         with torch.no_grad(): yield model
-    finally: model.train(was_training)
+    finally: model.train(was_training); cudnn.deterministic, cudnn.benchmark = flags
 
 # %% ../nbs/06_generate.ipynb #f2a9eceb
 def decode_codes(model, # a VAE (anything with `decode(z)`)
@@ -168,7 +169,7 @@ def add_vectors(z:torch.Tensor, # codes (N, D)
 def sample_faces(model, # a trained VAE
                  n:int=64, # how many faces
                  temperature:float=0.8, # scale of the prior noise (1 = the prior; lower gives cleaner, more average faces)
-                 seed:int=0, # the same seed gives the same faces, on any device
+                 seed:int=0, # the same seed gives the same noise on any device, so the same faces
                  attrs:dict|None=None, # attributes to add to every face, {name: weight}, e.g. {'Smiling': 1.5} (needs `vectors`)
                  vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.arithmetic.run_vectors`
                 ) -> torch.Tensor:

@@ -28,3 +28,19 @@ def test_bench_gpu_bad_mode():
     if bash is None: pytest.skip('bash is not installed')
     r = subprocess.run([bash, str(ROOT/'benchmarks'/'bench_gpu.sh'), '--nonsense'], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and 'usage' in r.stdout
+
+
+def test_nb_errors_lists_every_failing_cell(tmp_path):
+    "benchmarks/nb_errors.py runs on past errors: both broken cells are named, the good ones are not, exit status 1."
+    import json
+    cells = [dict(cell_type='code', execution_count=None, metadata={}, outputs=[], source=s)
+             for s in ('x = 1', '1/0', 'y = x + 1', 'undefined_name_xyz', 'assert y == 2')]
+    fn = tmp_path/'broken.ipynb'
+    fn.write_text(json.dumps(dict(cells=cells, metadata=dict(kernelspec=dict(language='python', name='python3')),
+                                  nbformat=4, nbformat_minor=5)))
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'nb_errors.py'), str(fn)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'broken.ipynb: 2 failing cell(s)' in r.stdout, r.stdout
+    assert 'cell 1: 1/0' in r.stdout and 'ZeroDivisionError' in r.stdout and 'cell 3: undefined_name_xyz' in r.stdout
+    assert 'cell 4' not in r.stdout and 'cell 2' not in r.stdout

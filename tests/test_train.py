@@ -182,7 +182,7 @@ def script(tmp_path_factory):
 
 
 def _env():
-    return dict(os.environ, OMP_NUM_THREADS='1', IN_TEST='1', PYTHONPATH=str(ROOT))
+    return dict(os.environ, OMP_NUM_THREADS='1', IN_TEST='1', PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
 
 
 def _train(script, out, *args):
