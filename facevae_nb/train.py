@@ -9,11 +9,9 @@ from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MANIFEST', 'LOCK', 'COURSE_ENV', 'DATA_ENV', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress',
-           'kl_weight_at', 'rng_state', 'set_rng_state', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run',
-           'clean_temporaries', 'open_run', 'save_checkpoint', 'load_checkpoint', 'evaluate', 'train_step',
-           'write_metrics', 'plot_losses', 'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training',
-           'course_dir', 'course_run']
+__all__ = ['COURSE_ENV', 'DATA_ENV', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'rng_state',
+           'set_rng_state', 'evaluate', 'train_step', 'make_optimizer', 'Trainer', 'fit', 'fit_run_prior',
+           'run_training', 'course_dir', 'course_run']
 
 # %% ../nbs/05_train.ipynb #ff5961a7
 import numpy as np
@@ -25,6 +23,8 @@ from .model import VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, p
 from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
 from .data import FaceLoader
 from .faces import open_faces
+from .runs import (MANIFEST, LOCK, run_files, claim, remove_own, run_lock, is_run, open_run, save_checkpoint,
+                             load_checkpoint, write_metrics, plot_losses)
 
 # %% ../nbs/05_train.ipynb #25ea4bce
 @dataclass
@@ -126,209 +126,6 @@ def set_rng_state(s:dict # as returned by `rng_state`
     p = s['python']
     random.setstate((p['version'], tuple(int(w) for w in p['words'].tolist()), p['gauss_next']))
 
-# %% ../nbs/05_train.ipynb #a1f0c002
-MANIFEST = '.facevae-manifest.json'   # in a run folder: the files facevae wrote there
-
-def run_files(run:str|Path # a run folder
-             ) -> set:
-    "The files (paths relative to `run`) that facevae wrote in `run`, from its manifest; empty when it has none."
-    p = Path(run)/MANIFEST
-    if not p.exists(): return set()
-    m = read_json(p)
-    if not isinstance(m, dict) or not isinstance(m.get('files'), list):
-        raise FaceVAEError(f"{p} is damaged: it does not list files. Restore it, or start a new run with another --out")
-    return set(m['files'])
-
-def _write_manifest(run, files):
-    atomic_write_text(Path(run)/MANIFEST, json.dumps(dict(format='facevae-run', files=sorted(files)), indent=0))
-
-def claim(run:str|Path, # the run folder
-          *names:str # files about to be written, relative to `run` (e.g. 'checkpoints/last.json')
-         ):
-    "Add `names` to the manifest before they are written; an existing file that facevae did not write is refused."
-    run = Path(run); own = run_files(run); new = [n for n in names if n not in own]
-    for n in new:
-        if (run/n).exists() or (run/n).is_symlink():
-            raise FaceVAEError(f"{run/n} was not written by facevae, and facevae never overwrites files it did not write: "
-                               "move it away, or use another --out")
-    if new: _write_manifest(run, own | set(new))
-
-def remove_own(run:str|Path, # the run folder
-               *names:str # files to delete, relative to `run`
-              ) -> list:
-    "Delete those of `names` that the manifest lists (facevae wrote them); every other file is left alone. Returns the deleted."
-    run = Path(run); own = run_files(run); gone = [n for n in names if n in own]
-    for n in gone: (run/n).unlink(missing_ok=True)
-    if gone: _write_manifest(run, own - set(gone))
-    return gone
-
-# %% ../nbs/05_train.ipynb #a1f0c005
-LOCK = '.facevae-lock'   # in a run folder while a training writes there: its pid, host and start time
-_HELD = {}               # run folders this process has locked: resolved path -> nesting depth
-
-def _boot_id():
-    try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
-    except OSError: return None
-
-def _proc(pid):
-    "(state, start time in clock ticks after boot) of process `pid` from /proc (Linux); None where unknown."
-    try: f = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    except (OSError, IndexError): return None
-    return f[0], f[19]
-
-def _alive(info:dict) -> bool:
-    "Whether the process a lock names may still be running (on another host it cannot be checked: assume so)."
-    if info.get('host') != socket.gethostname(): return True
-    if info.get('boot') and _boot_id() and info['boot'] != _boot_id(): return False     # the machine rebooted since
-    pid = info.get('pid')
-    if not isinstance(pid, int) or pid <= 0: return False
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: pass                                  # another user's process: alive
-    p = _proc(pid)
-    if p is None: return True
-    return p[0] not in ('Z', 'X') and (info.get('proc_start') in (None, p[1]))   # a zombie, or the pid was reused
-
-def _lock_info(lock):
-    try: d = json.loads(Path(lock).read_text())
-    except (OSError, ValueError): return {}
-    return d if isinstance(d, dict) else {}
-
-def _take_over(lock, info):
-    "Remove the stale lock `info` -- unless another process replaced it meanwhile, then put that one back."
-    aside = lock.with_name(f'{LOCK}.{os.getpid()}.stale')
-    try: os.replace(lock, aside)
-    except FileNotFoundError: return
-    if _lock_info(aside) == info:
-        print(f"note: {lock.parent} was locked by process {info.get('pid')} on {info.get('host')}, which is not running "
-              "any more; taking the lock over", file=sys.stderr)
-    else:
-        with contextlib.suppress(OSError): os.link(aside, lock)
-    aside.unlink(missing_ok=True)
-
-def _take_lock(lock:Path) -> dict:
-    me = dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'), boot=_boot_id(),
-              proc_start=(_proc(os.getpid()) or (None, None))[1])
-    for _ in range(100):
-        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError: pass
-        else:
-            with os.fdopen(fd, 'w') as f: f.write(json.dumps(me))
-            return me
-        info = _lock_info(lock)
-        if not info:                                   # just created by another process, which is writing it now
-            try: young = time.time() - lock.stat().st_mtime < 5
-            except FileNotFoundError: continue
-            if young: time.sleep(0.05); continue
-        elif _alive(info):
-            raise FaceVAEError(f"{lock.parent} is in use by another training (pid {info.get('pid')} on {info.get('host')}, "
-                               f"started {info.get('started')}): wait for it to end, or use another --out "
-                               f"(if that process is gone, delete {lock})")
-        _take_over(lock, info)
-    raise FaceVAEError(f"could not take the lock {lock}: other processes keep taking it; use another --out")
-
-@contextlib.contextmanager
-def run_lock(run:str|Path # the run folder (created if needed)
-            ):
-    "Hold the lock of the run folder `run` for the block; a live process holding it is a `FaceVAEError` naming it."
-    run = Path(run); key = str(run.resolve())
-    if key in _HELD:                                   # this process holds it already: just nest
-        _HELD[key] += 1
-        try: yield run
-        finally: _HELD[key] -= 1
-        return
-    run.mkdir(parents=True, exist_ok=True)
-    me = _take_lock(run/LOCK); _HELD[key] = 1
-    try: yield run
-    finally:
-        del _HELD[key]
-        if _lock_info(run/LOCK) == me: (run/LOCK).unlink(missing_ok=True)
-
-# %% ../nbs/05_train.ipynb #a1f0c008
-_TMP = re.compile(r'\.(.+)\.[a-z0-9_]{8}\.tmp')     # how `atomic_path` (tempfile.mkstemp) names a temporary file
-_OURS = re.compile(r'config\.json|model\.safetensors|prior\.json|metrics\.(csv|jsonl)|checkpoints/(last|best)\.json|'
-                   r'figures/(loss|samples_e\d{3,}|recon_e\d{3,})\.png')
-
-def is_run(run:str|Path # a folder
-          ) -> bool:
-    "Whether `run` is a facevae run folder: it has a manifest, or (older runs) a `config.json` written by `run_training`."
-    run = Path(run)
-    if (run/MANIFEST).exists(): return True
-    try: c = read_json(run/'config.json') if (run/'config.json').is_file() else None
-    except FaceVAEError: return False                   # someone else's config.json
-    return isinstance(c, dict) and {'model', 'train', 'data'} <= c.keys()
-
-def _adopt(run):
-    "Give a run from before manifests a manifest: the files facevae writes there, by name, and the checkpoints it points at."
-    if (run/MANIFEST).exists() or not is_run(run): return
-    have = {p.relative_to(run).as_posix() for p in run.rglob('*') if p.is_file()}
-    own = {n for n in have if _OURS.fullmatch(n)}
-    for t in ('last', 'best'):
-        if f'checkpoints/{t}.json' in own:
-            ptr = read_json(run/'checkpoints'/f'{t}.json')
-            own |= {f"checkpoints/{ptr.get(k)}" for k in ('weights', 'state')} & have
-    _write_manifest(run, own)
-
-def clean_temporaries(run:str|Path # a run folder whose lock this process holds
-                     ) -> list:
-    "Delete the temporaries a killed write left next to the run's own files; returns their names. Nothing else is touched."
-    run = Path(run); own = run_files(run) | {MANIFEST}; gone = []
-    for d in {(run/n).parent for n in own}:
-        for f in d.glob('.*.tmp'):
-            m = _TMP.fullmatch(f.name)
-            if m and (f.parent/m[1]).relative_to(run).as_posix() in own: f.unlink(missing_ok=True); gone.append(f.name)
-    if gone: print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
-    return gone
-
-@contextlib.contextmanager
-def open_run(run:str|Path # the run folder (created if needed)
-            ):
-    "Lock `run` for this process, give an older run a manifest, and delete stale temporaries of its own files."
-    with run_lock(run) as run:
-        _adopt(run); clean_temporaries(run)
-        own = run_files(run); keep = {n for n in own if (run/n).exists()}
-        if keep != own: _write_manifest(run, keep)      # forget files that were claimed but never written
-        yield run
-
-# %% ../nbs/05_train.ipynb #dacb2f21
-def save_checkpoint(ckdir:str|Path, # the run's `checkpoints/` folder
-                    model:nn.Module, # the model (wrappers are unwrapped)
-                    state:dict, # training state: tensors, numbers, strings, lists, dicts only
-                    best:bool=False # also make this the `best` checkpoint
-                   ) -> Path:
-    "Write weights (safetensors) + state (`weights_only`-loadable), atomically point `last.json` at them, prune older ones."
-    ckdir = Path(ckdir); step = int(state['step']); run, sub = ckdir.parent, ckdir.name
-    name = f'step{step:08d}'
-    claim(run, *(f'{sub}/{f}' for f in (f'{name}.safetensors', f'{name}.pt', 'last.json', *(['best.json'] if best else []))))
-    save_vae(model, ckdir/f'{name}.safetensors', metadata={'step': step, 'epoch': state.get('epoch', 0)})
-    with atomic_path(ckdir/f'{name}.pt') as tmp: torch.save(state, tmp)
-    ptr = json.dumps(dict(step=step, epoch=state.get('epoch'), batch=state.get('batch'),
-                          weights=f'{name}.safetensors', state=f'{name}.pt'))
-    atomic_write_text(ckdir/'last.json', ptr)
-    if best: atomic_write_text(ckdir/'best.json', ptr)
-    keep = {read_json(ckdir/f'{t}.json')[k] for t in ('last', 'best') if (ckdir/f'{t}.json').exists()
-            for k in ('weights', 'state')}
-    remove_own(run, *(f'{sub}/{f.name}' for f in ckdir.glob('step*') if f.name not in keep))   # only files it wrote
-    return ckdir/f'{name}.pt'
-
-# %% ../nbs/05_train.ipynb #606a8abf
-def load_checkpoint(ckdir:str|Path, # a run's `checkpoints/` folder
-                    tag:str='last' # 'last' or 'best'
-                   ) -> dict|None:
-    "dict(weights, state, step) of the checkpoint `tag.json` points at (None if there is none); never unpickles code."
-    from safetensors.torch import load_file
-    ckdir = Path(ckdir); ptr = ckdir/f'{tag}.json'
-    if not ptr.exists(): return None
-    meta = read_json(ptr)
-    wf, sf = ckdir/meta['weights'], ckdir/meta['state']
-    for f in (wf, sf):
-        if not f.exists(): raise FaceVAEError(f"{ptr} points at {f.name}, which is missing; the checkpoint folder was modified")
-    try: state = torch.load(sf, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise FaceVAEError(f"refusing to load {sf}: it is not a plain-data training state ({str(e).splitlines()[0][:200]}); "
-                           "checkpoints are only ever loaded with torch.load(weights_only=True)") from None
-    return dict(weights=load_file(str(wf)), state=state, step=meta['step'])
-
 # %% ../nbs/05_train.ipynb #cfc73b2b
 def _images(batch): return batch[0] if isinstance(batch, (tuple, list)) else batch
 
@@ -393,42 +190,6 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
     elif scaler.is_enabled(): scaler.update(scaler.get_scale()*0.5)   # fp16: halve the scale, and reset unscale_'s state
     opt.zero_grad(set_to_none=True)
     return ok, dict(zip(('loss', 'recon', 'kl', 'mse', 'grad_norm'), vals[1:]))
-
-# %% ../nbs/05_train.ipynb #30955d27
-def write_metrics(out:str|Path, # the run folder
-                  rows:list # one dict per epoch
-                 ):
-    "Write `metrics.csv` and `metrics.jsonl` in `out`, atomically (never over files facevae did not write)."
-    out = Path(out); claim(out, 'metrics.jsonl', 'metrics.csv')
-    atomic_write_text(out/'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in rows))
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=keys); w.writeheader(); w.writerows(rows)
-    atomic_write_text(out/'metrics.csv', buf.getvalue())
-
-# %% ../nbs/05_train.ipynb #753bee5f
-def plot_losses(rows:list, # per-epoch metric rows
-                losses:list, # [step, training loss] pairs
-                path:str|Path|None=None # PNG to write (atomically); None: just return the figure
-               ):
-    "Training loss per step and validation PSNR / bits-per-dim per epoch, side by side."
-    import matplotlib; import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8), dpi=80)
-    if losses:
-        s, l = np.array(losses, dtype=float).T
-        a.plot(s, l, lw=0.8); a.set_yscale('log' if l.min() > 0 else 'linear')
-    a.set_xlabel('step'); a.set_title('training loss (nats/image)', fontsize=9)
-    ep = [r['epoch'] for r in rows if r.get('val_psnr') is not None]
-    if ep:
-        b.plot(ep, [r['val_psnr'] for r in rows if r.get('val_psnr') is not None], 'o-', color='C1')
-        b.set_ylabel('val PSNR (dB)', color='C1'); b2 = b.twinx()
-        b2.plot(ep, [r['val_nelbo_bpd'] for r in rows if r.get('val_psnr') is not None], 's--', color='C2')
-        b2.set_ylabel('val -ELBO (bits/dim)', color='C2')
-    b.set_xlabel('epoch'); b.set_title('validation', fontsize=9)
-    fig.tight_layout()
-    if path is not None:
-        with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=80)
-        plt.close(fig)
-    return fig
 
 # %% ../nbs/05_train.ipynb #31405de6
 def make_optimizer(model:nn.Module, # the model

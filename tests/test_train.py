@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from facevae_nb.core import FaceVAEError, seed_everything
 from facevae_nb.data import FaceCache, FaceLoader
 from facevae_nb.model import make_vae
-from facevae_nb.train import fit, load_checkpoint, run_training, train_config
+from facevae_nb.runs import load_checkpoint
+from facevae_nb.train import fit, run_training, train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--image-size', '32', '--latent-dim', '16', '--widths', '16,32,64', '--n-faces', '400', '--device', 'cpu', '--quiet']
@@ -294,7 +295,7 @@ def test_refitting_the_prior_twice_scores_the_standard_prior_both_times(tmp_path
 # --- the run folder: only its own files, one training at a time, resumes that continue the same run ------------
 
 from facevae_nb import cli
-from facevae_nb.train import LOCK, MANIFEST, run_files, run_lock
+from facevae_nb.runs import LOCK, MANIFEST, run_files, run_lock
 
 RUN_ARGS = dict(image_size=32, latent_dim=16, widths='16,32,64', n_faces=N_FACES, epochs=1, batch_size=32, device='cpu',
                 quiet=True)
@@ -350,7 +351,7 @@ def test_pruning_deletes_only_checkpoints_in_the_manifest(tmp_path):
 
 _HOLDER = textwrap.dedent('''
     import sys
-    from facevae_nb.train import run_lock
+    from facevae_nb.runs import run_lock
     with run_lock(sys.argv[1]):
         print('locked', flush=True)
         sys.stdin.readline()                    # hold the lock until the test says so
