@@ -16,6 +16,11 @@ Prototype training variants (plain loop of the default recipe, --vae-epochs epoc
 
 It prints markdown tables (classifier accuracy; success and drift per method and weight; the drift where mean
 success first reaches 0.80) and writes the success/drift plots to --out.
+
+Adaptive edits (--methods adaptive-balanced,adaptive-n): a logistic regression on the run's training codes gives each
+attribute a score s(z) = n.z + b; each face moves along v (the balanced vector, or n itself) by its own amount
+max(0, (t - s(z))/(n.v)), just enough to reach the level t, swept over --levels (in the tables' weight column as
+sigmoid(t), so that 0 is the reconstruction). Every method also reports its mean latent move length.
 """
 from __future__ import annotations
 import argparse, json, sys, time, platform
@@ -83,12 +88,95 @@ def variant_vectors(run, model, faces, names, which, seed=0):
         else: raise SystemExit(f'unknown vector method {w!r}')
     return out
 
+ADAPTIVE = ('adaptive-balanced', 'adaptive-n')
+
+def latent_classifier(z, y, lams=(1e-4, 1e-3, 1e-2, 1e-1), seed=0):
+    "Logistic regression (classes balanced, L2 on standardized codes, lam picked on a held-out fifth) of labels y (N,) on codes z (N, D): (n (D,), b, lam)."
+    mu, sd = z.double().mean(0), z.double().std(0).clamp_min(1e-8)
+    x, y = ((z.double() - mu)/sd), y.double()
+    def fit(x, y, lam):
+        w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+        pw = (1 - y).sum()/y.sum().clamp_min(1)
+        opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn='strong_wolfe', tolerance_grad=1e-9)
+        def closure():
+            opt.zero_grad()
+            l = torch.nn.functional.binary_cross_entropy_with_logits(x @ w[:-1] + w[-1], y, pos_weight=pw) + lam*w[:-1].pow(2).sum()
+            l.backward(); return l
+        opt.step(closure); return w.detach()
+    i = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)); te, tr = i[:len(x)//5], i[len(x)//5:]
+    def loss(w):   # balanced held-out log loss
+        l = torch.nn.functional.binary_cross_entropy_with_logits(x[te] @ w[:-1] + w[-1], y[te], reduction='none')
+        return float(l[y[te] == 1].mean() + l[y[te] == 0].mean())
+    lam = min(lams, key=lambda l: loss(fit(x[tr], y[tr], l))) if len(lams) > 1 else lams[0]
+    w = fit(x, y, lam); n = w[:-1]/sd
+    return n.float(), float(w[-1] - mu @ n), lam
+
+def adaptive_reports(model, clf, faces, va, z, names, which, levels, corr, max_faces, zt, At, P, balanced, lam=None):
+    "{label: rows} of per-face edits to a level t of the latent classifier's score, one `edit_report` call per level (per-face vectors)."
+    import math as _m
+    from facevae_nb.measure import edit_report
+    from facevae_nb.data import attr_index
+    lams = (1e-4, 1e-3, 1e-2, 1e-1) if lam is None else (lam,)
+    fits = {n: latent_classifier(zt, At[:, attr_index(n)].float(), lams, seed=0) for n in names}
+    print(f'latent classifiers (logistic, lam {"on a held-out fifth" if lam is None else "given"}): ' + ', '.join(
+        f"{n} lam={l:g} |n|={nn.norm():.2f} cos(n, balanced)={float(nn @ balanced[n]/(nn.norm()*balanced[n].norm())):.2f}"
+        for n, (nn, b, l) in fits.items()), file=sys.stderr)
+    out = {}
+    for kind in which:
+        lab = f"{kind} (level t; weight column: sigmoid(t))"
+        sel = {n: (~faces.attrs[va, attr_index(n)]).nonzero().squeeze(1)[:max_faces] for n in names}
+        dirs = {n: balanced[n] if kind == 'adaptive-balanced' else fits[n][0] for n in names}
+        rows, t1 = [], time.time()
+        for t in levels:
+            vecs, amt = {}, {}
+            for n in names:
+                nn, b, _ = fits[n]; v = dirs[n]; nv = float(nn @ v)
+                if nv <= 0: raise SystemExit(f'{kind}: the direction of {n} lowers its score (n.v = {nv:.3g})')
+                amt[n] = ((t - (z[sel[n]] @ nn + b))/nv).clamp_min(0)
+                vecs[n] = amt[n][:, None]*v                              # one vector per face: z + 1*vecs moves each to the level
+            for r in edit_report(model, clf, faces, va, vecs, names, [1.], corr=corr, max_faces=max_faces, codes=z):
+                if r['weight'] == 0 and rows and any(q['attr'] == r['attr'] and q['weight'] == 0 for q in rows): continue
+                v = dirs[r['attr']]; a = amt[r['attr']] if r['weight'] else torch.zeros(1)
+                rows.append(dict(r, weight=1/(1 + _m.exp(-t)) if r['weight'] else 0., level=t if r['weight'] else -_m.inf,
+                                 move=float(a.mean()*v.norm()), move_mahal=float(a.mean()*(v.double() @ P @ v.double()).sqrt()),
+                                 moved=float((a > 0).float().mean())))
+        out[lab] = sorted(rows, key=lambda r: (names.index(r['attr']), r['weight']))
+        print(f"  {lab}: {time.time() - t1:.0f} s", file=sys.stderr)
+    return out
+
+def _mean_at(rows, key, target=0.8):
+    "The mean of `key` over the attributes, interpolated (as `success_point` does for drift) to mean success `target`."
+    import numpy as np
+    ws = sorted({r['weight'] for r in rows})
+    s = [(np.mean([r['success'] for r in rows if r['weight'] == w]), np.mean([r[key] for r in rows if r['weight'] == w])) for w in ws]
+    for (sa, ka), (sb, kb) in zip(s, s[1:]):
+        if sb >= target:
+            f = 0. if sb == sa else min(max((target - sa)/(sb - sa), 0.), 1.)
+            return ka + f*(kb - ka)
+    return float('nan')
+
+def moves_markdown(reports, target=0.8):
+    "One row per method: first weight/level with mean success >= target, and drifts, weight/level and mean move lengths at exactly target."
+    import math as _m
+    from facevae_nb.measure import success_point
+    L = [f'| method | first w / t with success ≥ {target:.2f} | success there | drift uncorr. / all 39 there | at exactly {target:.2f}: '
+         'drift uncorr. / all | w / t there | mean move, Euclidean / Mahalanobis | faces moved |', '|---|---|---|---|---|---|---|---|']
+    for lab, rows in reports.items():
+        p = success_point(rows, target)
+        if _m.isnan(p['weight']): L.append(f"| {lab} | not reached (best {p['success']:.3f}) | | | | | | |"); continue
+        ad = 'level' in rows[0]
+        x = (lambda w: _m.log(w/(1 - w))) if ad else (lambda w: w)
+        mv = [_mean_at(rows, k, target) for k in ('move', 'move_mahal', 'moved')]
+        L.append(f"| {lab} | {'t=' if ad else 'w='}{x(p['weight']):.2f} | {p['success']:.3f} | {p['drift']:.3f} / {p['drift_all']:.3f} | "
+                 f"**{p['drift_at']:.3f}** / {p['drift_all_at']:.3f} | {x(p['weight_at']):.2f} | {mv[0]:.2f} / {mv[1]:.2f} | {mv[2]:.2f} |")
+    return '\n'.join(L)
+
 def measure_run(run, clf, a):
     from facevae_nb.model import load_run
     from facevae_nb.generate import run_faces, run_split, decode_codes
     from facevae_nb.latents import encode_images
     from facevae_nb.data import attr_index
-    from facevae_nb.measure import (TARGETS, label_correlation, edit_report, predict_attrs, attr_accuracy, report_markdown,
+    from facevae_nb.measure import (TARGETS, label_correlation, edit_report, _vector, predict_attrs, attr_accuracy, report_markdown,
                                     plot_success_drift, success_point)
     from facevae_nb.latents import save_fig
     run = Path(run); model, n_cond = load_variant(run); faces = run_faces(run)
@@ -115,19 +203,34 @@ def measure_run(run, clf, a):
         zt, At = split_codes(model, faces, 'train', run=run)
         vecs = {'condition label': {n: e(n) for n in names},
                 'mean (of z)': {n: torch.cat([v, torch.zeros(n_cond)]) for n, v in vectors_from_codes(zt, At, names=names).items()}}
-    else: vecs = variant_vectors(run, model, faces, names, a.methods, a.seed)
+    else: vecs = variant_vectors(run, model, faces, names, [m for m in a.methods if m not in ADAPTIVE], a.seed)
+    adaptive = [m for m in a.methods if m in ADAPTIVE] if not n_cond else []
+    from facevae_nb.arithmetic import split_codes
+    zt, At = split_codes(model, faces, 'train', run=run)
+    P = torch.linalg.inv(torch.cov(zt.double().T) + 1e-6*torch.eye(zt.shape[1], dtype=torch.float64))   # for Mahalanobis move lengths
     reports = {}
     for lab, v in vecs.items():
         t1 = time.time()
         reports[lab] = edit_report(model, clf, faces, va, v, names, a.weights, corr=corr, max_faces=a.max_faces, codes=z)
+        for r in reports[lab]:   # latent move length w |v| (Euclidean, and Mahalanobis under the training codes' covariance)
+            u = _vector(v, r['attr']).double()
+            r.update(move=r['weight']*float(u.norm()), move_mahal=r['weight']*float((u @ P @ u).sqrt()) if len(u) == len(P) else float('nan'),
+                     moved=float(r['weight'] != 0))
         p = success_point(reports[lab])
         print(f"  {lab}: {time.time() - t1:.0f} s; success 0.80 at w={p['weight']}, drift {p['drift']:.3f}", file=sys.stderr)
+    if adaptive:
+        from facevae_nb.arithmetic import run_vectors
+        reports.update(adaptive_reports(model, clf, faces, va, z, names, adaptive, a.levels, corr, a.max_faces, zt, At, P,
+                                        run_vectors(run, balanced=True, model=model), a.adaptive_lam))
     print(f'\n### {run.name}: success and drift ({a.max_faces} validation faces per attribute at most)\n')
     print(report_markdown(reports, per_weight=a.per_weight))
+    print(f'\n### {run.name}: latent move at success 0.80 (fixed weight w, or adaptive level t)\n')
+    print(moves_markdown(reports))
     # per attribute, for the first method
     lab0 = next(iter(reports))
+    ws0 = sorted({r['weight'] for r in reports[lab0]})[1:]
     print(f'\n### {run.name}: per attribute ({lab0})\n\n| attribute | faces | uncorrelated attrs | success w=0 | ' +
-          ' | '.join(f'w={w:g}' for w in a.weights) + ' |\n|---|---|---|---|' + '---|'*len(a.weights))
+          ' | '.join(f'w={w:g}' for w in ws0) + ' |\n|---|---|---|---|' + '---|'*len(ws0))
     for n in names:
         rs = [r for r in reports[lab0] if r['attr'] == n]
         print(f"| {n} | {rs[0]['n']} | {rs[0]['n_uncorrelated']} | {rs[0]['success0']:.2f} | " +
@@ -232,7 +335,11 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='runs/bench-edits')
     p.add_argument('--methods', default='mean,balanced,regression,conditional',
-                   help='vector estimators: mean, balanced, regression, conditional, conditional-correlated, pcaK (e.g. pca32), half, random')
+                   help='vector estimators: mean, balanced, regression, conditional, conditional-correlated, pcaK (e.g. pca32), half, random; '
+                        'and per-face edits to a level of a latent logistic classifier: adaptive-balanced, adaptive-n')
+    p.add_argument('--levels', default='-2,-1,0,0.5,1,1.5,2,3,4,6', help='adaptive methods: levels t of the latent score (logits) to move faces to')
+    p.add_argument('--adaptive-lam', type=float, help='adaptive methods: L2 penalty of the latent logistic regression (on standardized codes; default: '
+                   'the best of 1e-4, 1e-3, 1e-2, 1e-1 on a held-out fifth of the training codes, per attribute)')
     p.add_argument('--weights', default='0.5,1,1.5,2,2.5,3,3.5,4')
     p.add_argument('--max-faces', type=int, default=300, help='validation faces per attribute (those lacking it)')
     p.add_argument('--per-weight', action='store_true', help='also print one table row per weight')
@@ -244,7 +351,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     torch.set_num_threads(a.threads)
-    a.methods, a.weights = a.methods.split(','), [float(w) for w in a.weights.split(',')]
+    a.methods, a.weights, a.levels = a.methods.split(','), [float(w) for w in a.weights.split(',')], [float(t) for t in a.levels.split(',')]
     if a.train_classifier: train_clf(a)
     if a.train_variant: train_variant(a)
     if a.runs:

@@ -81,7 +81,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
     from facevae_nb.train import run_training
     from facevae_nb.generate import sample_to_file
     from facevae_nb.latents import latent_figures
-    from facevae_nb.arithmetic import edit_strip_to_file
+    from facevae_nb.figures import edit_strip_to_file
     check_options(minutes=minutes, epochs=epochs, n_faces=n_faces, seed=seed)
     out = check_writable(out, folder=True)
     resume = (out/'checkpoints'/'last.json').exists()
@@ -102,7 +102,7 @@ COMMANDS = {
     'train':   ('facevae_nb.train:run_training',      'train a VAE and write a run folder (config, weights, metrics, figures)'),
     'sample':  ('facevae_nb.generate:sample_to_file', 'write a grid of new faces sampled from a trained run'),
     'latents': ('facevae_nb.latents:latent_figures',  'write figures of how the latent variables are distributed'),
-    'edit':    ('facevae_nb.arithmetic:edit_to_file', 'edit a face with attribute vectors (--attr Smiling=1.5) or write an attribute strip'),
+    'edit':    ('facevae_nb.figures:edit_to_file', 'edit a face with attribute vectors (--attr Smiling=1.5) or write an attribute strip'),
     'demo':    ('facevae_nb.cli:demo',                'train a small VAE on built-in generated faces, then sample and plot'),
 }
 

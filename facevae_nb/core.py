@@ -143,25 +143,41 @@ OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, la
     'image_size': (True, 1, True, None), 'n_samples': (True, 1, True, None), 'log_every': (True, 1, True, None),
     'nan_patience': (True, 1, True, None), 'holdout': (True, 0, True, None), 'ckpt_every': (True, 0, True, None),
     'seed': (True, 0, True, None),
+    'widths': (True, 1, True, None), 'blocks': (True, 0, True, None),   # one number or a list of them
     # amounts
     'lr': (False, 0, False, None), 'weight_decay': (False, 0, True, None), 'grad_clip': (False, 0, True, None),
     'kl_warmup_epochs': (False, 0, True, None), 'warmup': (False, 0, True, 1), 'min_lr_frac': (False, 0, True, 1),
     'nan_backoff': (False, 0, False, 1), 'minutes': (False, 0, False, None), 'max_minutes': (False, 0, False, None),
     'threshold': (False, 0, True, None), 'temperature': (False, None, True, None)}
 
+_LISTS = ('widths', 'blocks')   # options that take several numbers: a list, or a string such as '32,64,128'
+
+def _numbers(s:str) -> list:
+    "The comma-separated numbers of `s` (a piece that is not a number stays a string, for the error message)."
+    out = []
+    for p in s.split(','):
+        try: out.append(float(p))
+        except ValueError: out.append(p.strip())
+    return out
+
 def check_options(**values) -> dict:
     "Check option values by name against `OPTION_RULES` (and every number for being finite); returns them."
     for name, v in values.items():
         if v is None or (isinstance(v, bool) and name not in OPTION_RULES): continue
-        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and not math.isfinite(v):
-            raise FaceVAEError(f"{name}={v!r} is not a number: give a finite value")
-        if name not in OPTION_RULES: continue
-        whole, lo, lo_ok, hi = OPTION_RULES[name]
-        if not isinstance(v, numbers.Real) or isinstance(v, bool) or (whole and v != int(v)):
-            raise FaceVAEError(f"{name}={v!r} must be a {'whole number' if whole else 'number'}")
-        if lo is not None and (v < lo if lo_ok else v <= lo):
-            raise FaceVAEError(f"{name}={v!r} is too small: it must be {'at least' if lo_ok else 'more than'} {lo}")
-        if hi is not None and v > hi: raise FaceVAEError(f"{name}={v!r} is too large: it must be at most {hi}")
+        xs = _numbers(v) if name in _LISTS and isinstance(v, str) else v
+        many = isinstance(xs, (list, tuple)) and name in OPTION_RULES        # several values, each checked by the rule
+        if many and not xs: raise FaceVAEError(f"{name}={v!r} is empty: give at least one value")
+        it = ' every entry' if many else ''
+        for x in (xs if many else (xs,)):
+            if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral) and not math.isfinite(x):
+                raise FaceVAEError(f"{name}={v!r} is not a number: give a finite value")
+            if name not in OPTION_RULES: continue
+            whole, lo, lo_ok, hi = OPTION_RULES[name]
+            if not isinstance(x, numbers.Real) or isinstance(x, bool) or (whole and x != int(x)):
+                raise FaceVAEError(f"{name}={v!r}{':' + it if many else ''} must be a {'whole number' if whole else 'number'}")
+            if lo is not None and (x < lo if lo_ok else x <= lo):
+                raise FaceVAEError(f"{name}={v!r} is too small:{it or ' it'} must be {'at least' if lo_ok else 'more than'} {lo}")
+            if hi is not None and x > hi: raise FaceVAEError(f"{name}={v!r} is too large:{it or ' it'} must be at most {hi}")
     return values
 
 

@@ -16,18 +16,10 @@ __all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'ResBlock', 'VAE', '
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import FaceVAEError, atomic_path, get_device
+from .core import FaceVAEError, atomic_path, get_device, check_options
 
 # %% ../nbs/03_model.ipynb #133e8132
 def _real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-def _whole(v, name, lo, many=False, hint=''):
-    "`v` as an int of at least `lo` (with `many`: a list or tuple of them), else a one-line `FaceVAEError` naming `name`."
-    vs = v if many else (v,)
-    if not (isinstance(vs, (list, tuple)) and all(_real(x) and math.isfinite(x) and x == int(x) and x >= lo for x in vs)):
-        what = f"one or more whole numbers >= {lo}" if many else f"a whole number >= {lo}"
-        raise FaceVAEError(f"{name}={v!r} is out of range: it must be {what}" + (f" ({hint})" if hint else ''))
-    return tuple(int(x) for x in vs) if many else int(v)
 
 @dataclass
 class VAEConfig:
@@ -46,18 +38,16 @@ class VAEConfig:
     sigma:float|str='optimal' # decoder std on the [0,1] scale, or 'optimal': sqrt of the batch MSE, every batch
     sigma_min:float=1e-3 # floor for the optimal sigma
     def __post_init__(self):
-        w = self.widths
-        self.widths = _whole(w, 'widths', 1, many=True, hint="channels per stage, e.g. (32, 64, 128, 256)")
-        if not self.widths: raise FaceVAEError(f"widths={w!r} is empty: give the channels of at least one stage, e.g. (32, 64, 128, 256)")
-        b = self.blocks
-        self.blocks = (_whole(b, 'blocks', 0, many=True) if isinstance(b, (list, tuple)) else
-                       (_whole(b, 'blocks', 0),)*len(self.widths))
+        w, b = self.widths, self.blocks
+        if not isinstance(w, (list, tuple)): raise FaceVAEError(f"widths={w!r}: give the channels of each stage, e.g. (32, 64, 128, 256)")
+        check_options(widths=w, blocks=b, image_size=self.image_size, latent_dim=self.latent_dim)   # the one set of rules
+        self.widths, self.image_size, self.latent_dim = tuple(int(x) for x in w), int(self.image_size), int(self.latent_dim)
+        self.blocks = tuple(int(x) for x in b) if isinstance(b, (list, tuple)) else (int(b),)*len(self.widths)
         if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per stage ({len(self.widths)})")
         if self.norm not in ('batch', 'group', 'none'): raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
         if self.act not in ('leaky', 'silu'): raise FaceVAEError(f"act={self.act!r}: use 'leaky' or 'silu'")
         if self.up not in ('convT', 'nearest'): raise FaceVAEError(f"up={self.up!r}: use 'convT' or 'nearest'")
         if self.recon not in ('sse', 'gaussian'): raise FaceVAEError(f"recon={self.recon!r}: use 'sse' or 'gaussian'")
-        self.image_size, self.latent_dim = _whole(self.image_size, 'image_size', 1), _whole(self.latent_dim, 'latent_dim', 1)
         f = 2**len(self.widths)
         if self.image_size % f or self.image_size < f:
             raise FaceVAEError(f"image_size={self.image_size} must be a positive multiple of {f} "

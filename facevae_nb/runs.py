@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_runs.ipynb #88539ebf
 from __future__ import annotations
-import os, re, io, csv, sys, json, time, socket, contextlib
+import os, re, io, csv, sys, json, time, random, socket, contextlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .model import save_vae
 
 # %% auto #0
 __all__ = ['MANIFEST', 'LOCK', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run', 'clean_temporaries', 'open_run',
-           'save_checkpoint', 'load_checkpoint', 'write_metrics', 'plot_losses']
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'write_metrics', 'plot_losses']
 
 # %% ../nbs/13_runs.ipynb #a1f0c002
 MANIFEST = '.facevae-manifest.json'   # in a run folder: the files facevae wrote there
@@ -180,6 +180,29 @@ def open_run(run:str|Path # the run folder (created if needed)
         own = run_files(run); keep = {n for n in own if (run/n).exists()}
         if keep != own: _write_manifest(run, keep)      # forget files that were claimed but never written
         yield run
+
+# %% ../nbs/13_runs.ipynb #c37849c9
+def rng_state() -> dict:
+    "The states of the torch (CPU, CUDA), NumPy and Python generators, as tensors and numbers only."
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    ver, words, gnext = random.getstate()
+    return dict(torch=torch.get_rng_state(),
+                cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+                mps=torch.mps.get_rng_state() if torch.backends.mps.is_available() else torch.zeros(0, dtype=torch.uint8),
+                numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)),
+                python=dict(version=int(ver), words=torch.tensor(words, dtype=torch.int64), gauss_next=gnext))
+
+def set_rng_state(s:dict # as returned by `rng_state`
+                 ):
+    "Restore the generators saved by `rng_state`."
+    torch.set_rng_state(s['torch'])
+    if s['cuda'] and torch.cuda.is_available() and len(s['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(s['cuda'])
+    if len(s.get('mps', ())) and torch.backends.mps.is_available(): torch.mps.set_rng_state(s['mps'])
+    n = s['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
+    p = s['python']
+    random.setstate((p['version'], tuple(int(w) for w in p['words'].tolist()), p['gauss_next']))
 
 # %% ../nbs/13_runs.ipynb #dacb2f21
 def save_checkpoint(ckdir:str|Path, # the run's `checkpoints/` folder

@@ -4,14 +4,13 @@
 
 # %% ../nbs/05_train.ipynb #7b4ae9b6
 from __future__ import annotations
-import os, re, sys, json, math, time, random, csv, io, socket, atexit, shutil, tempfile, contextlib
+import os, sys, json, math, time, random, contextlib
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COURSE_ENV', 'DATA_ENV', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'rng_state',
-           'set_rng_state', 'evaluate', 'train_step', 'make_optimizer', 'Trainer', 'fit', 'fit_run_prior',
-           'run_training', 'course_dir', 'course_run']
+__all__ = ['simple_fit', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'evaluate', 'train_step',
+           'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training']
 
 # %% ../nbs/05_train.ipynb #ff5961a7
 import numpy as np
@@ -24,7 +23,20 @@ from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrat
 from .data import FaceLoader
 from .faces import open_faces
 from .runs import (MANIFEST, LOCK, run_files, claim, remove_own, run_lock, is_run, open_run, save_checkpoint,
-                             load_checkpoint, write_metrics, plot_losses)
+                             load_checkpoint, write_metrics, plot_losses, rng_state, set_rng_state)
+
+# %% ../nbs/05_train.ipynb #2d6998be
+def simple_fit(model:nn.Module, # a VAE
+               batches, # an iterable of image batches (N,3,H,W) in [0,1], e.g. a `FaceLoader`
+               epochs:int=1, # passes over `batches`
+               lr:float=1e-3 # Adam's learning rate
+              ) -> list:
+    "Training in five lines: for every batch, the loss, its gradient and an Adam step; returns the losses."
+    opt, losses = torch.optim.Adam(model.parameters(), lr=lr), []
+    for _ in range(epochs):
+        for x in batches:
+            loss = vae_loss(model, x)['loss']; opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    return losses
 
 # %% ../nbs/05_train.ipynb #25ea4bce
 @dataclass
@@ -102,29 +114,6 @@ def kl_weight_at(step:int, # optimizer steps done so far
     "The KL weight for the step after `step` steps: linear from ~0 to 1 over `kl_warmup_epochs` epochs."
     n = cfg.kl_warmup_epochs * steps_per_epoch
     return 1.0 if n <= 0 else min(1.0, (step + 1) / n)
-
-# %% ../nbs/05_train.ipynb #c37849c9
-def rng_state() -> dict:
-    "The states of the torch (CPU, CUDA), NumPy and Python generators, as tensors and numbers only."
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    ver, words, gnext = random.getstate()
-    return dict(torch=torch.get_rng_state(),
-                cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-                mps=torch.mps.get_rng_state() if torch.backends.mps.is_available() else torch.zeros(0, dtype=torch.uint8),
-                numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)),
-                python=dict(version=int(ver), words=torch.tensor(words, dtype=torch.int64), gauss_next=gnext))
-
-def set_rng_state(s:dict # as returned by `rng_state`
-                 ):
-    "Restore the generators saved by `rng_state`."
-    torch.set_rng_state(s['torch'])
-    if s['cuda'] and torch.cuda.is_available() and len(s['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(s['cuda'])
-    if len(s.get('mps', ())) and torch.backends.mps.is_available(): torch.mps.set_rng_state(s['mps'])
-    n = s['numpy']
-    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
-    p = s['python']
-    random.setstate((p['version'], tuple(int(w) for w in p['words'].tolist()), p['gauss_next']))
 
 # %% ../nbs/05_train.ipynb #cfc73b2b
 def _images(batch): return batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -441,12 +430,8 @@ _RUN_FILES = ('config.json', 'model.safetensors', 'prior.json', 'metrics.csv', '
 def _parse_widths(widths):
     "A tuple of positive channel counts from '32,64,128' (or a list/tuple); None stays None."
     if widths is None: return None
-    try: wd = tuple(int(w) for w in (widths if isinstance(widths, (list, tuple)) else str(widths).split(',')))
-    except (TypeError, ValueError): wd = ()
-    if not wd or min(wd) < 1:
-        raise FaceVAEError(f"widths={widths!r} is not a list of channel counts: give positive whole numbers separated by "
-                           "commas, e.g. 32,64,128,256")
-    return wd
+    check_options(widths=widths)                        # whole numbers >= 1, as a list or '32,64,128'
+    return tuple(int(float(w)) for w in (widths if isinstance(widths, (list, tuple)) else str(widths).split(',')))
 
 def _check_out(out:Path, force:bool):
     "Refuse an existing, non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
@@ -583,91 +568,3 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
         return out
     finally:
         if started: torch.distributed.destroy_process_group()
-
-# %% ../nbs/05_train.ipynb #c0a5e002
-COURSE_ENV, DATA_ENV = 'FACEVAE_COURSE_RUN', 'FACEVAE_DATA'   # environment variables: the course run's folder, its data
-_TINY_RUN = dict(image_size=32, latent_dim=16, widths='8,16,32', n_faces=1000, epochs=5, batch_size=32, lr=3e-3)
-_TINY_RUNS = {}   # the tiny runs this process trained: seed -> run folder
-
-def course_dir() -> Path:
-    "The course run's folder: `$FACEVAE_COURSE_RUN`, else `runs/course` on Drive (Colab), in the repository, or here."
-    if os.environ.get(COURSE_ENV): return Path(os.environ[COURSE_ENV]).expanduser()
-    from fastcore.imports import IN_COLAB
-    drive = Path('/content/drive/MyDrive')
-    if IN_COLAB and drive.is_dir(): return drive/'facevae_runs'/'course'
-    import facevae_nb
-    here = Path.cwd().resolve()
-    for d in (Path(facevae_nb.__file__).resolve().parent.parent, here, *here.parents):
-        if (d/'settings.ini').is_file() and (d/'facevae_nb').is_dir(): return d/'runs'/'course'
-    return here/'runs'/'course'
-
-
-# %% ../nbs/05_train.ipynb #c0a5e004
-@contextlib.contextmanager
-def _same_rng():
-    "A block after which the global random generators are where they were before it."
-    s = rng_state()
-    try: yield
-    finally: set_rng_state(s)
-
-def _tiny_run(seed=0, device=None) -> Path:
-    "A tiny run on generated faces, trained in seconds once per process into a temporary folder (removed at exit)."
-    out = _TINY_RUNS.get(seed)
-    if out is None or not (out/'prior.json').is_file():
-        tmp = Path(tempfile.mkdtemp(prefix='facevae-course-')); atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        out = _TINY_RUNS[seed] = Path(run_training('generated', out=str(tmp/'run'), seed=seed, device=device,
-                                                   quiet=True, **_TINY_RUN))
-    return out
-
-def _finished(out:Path) -> bool:
-    "Whether `out` holds a run whose training ended (its prior is refitted last) and that no training holds now."
-    done = all((out/f).is_file() for f in ('model.safetensors', 'prior.json', 'config.json'))
-    return done and not (out/LOCK).exists()
-
-def _same_data(a, b) -> bool:
-    norm = lambda d: 'generated' if str(d) == 'generated' else str(Path(d).expanduser().resolve())
-    return norm(a) == norm(b)
-
-def _course_holdout(data):
-    "The `holdout` of a course run on `data`: None, or the last eighth of a CelebA subset that has no 'valid' faces."
-    if str(data) == 'generated': return None
-    from facevae_nb.faces import open_faces
-    faces = open_faces(data, image_size=64)
-    return None if len(faces.indices('valid')) else min(1000, len(faces)//8)
-
-
-# %% ../nbs/05_train.ipynb #c0a5e005
-def course_run(data:str|None=None, # 'generated' or a CelebA folder for a new run (default: $FACEVAE_DATA, else generated faces)
-               out:str|Path|None=None, # the run folder (default: `course_dir()`)
-               epochs:int|None=None, # passes over the training faces (a new run: 5); more than a finished run had trains it on
-               max_minutes:float|None=None, # training-time budget in minutes (a new run: 10), counted across resumes
-               n_faces:int=20000, # with generated faces: how many
-               device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
-               tiny:bool|None=None, # a tiny run in a temporary folder, trained in seconds (default: under tests only)
-               quiet:bool=False # no progress bar or messages
-              ) -> Path:
-    "The course's trained run folder: trained once at a fixed place and reused (resumed if interrupted); under tests a tiny one."
-    check_options(epochs=epochs, max_minutes=max_minutes, n_faces=n_faces)
-    if in_test() if tiny is None else tiny:
-        with _same_rng(): return _tiny_run(device=device)
-    say = (lambda msg: None) if quiet else print
-    out, data = check_writable(out or course_dir(), folder=True), data or os.environ.get(DATA_ENV) or None
-    more = dict(epochs=epochs, max_minutes=max_minutes, device=device, quiet=quiet)
-    if _finished(out):
-        cfg = read_json(out/'config.json'); have = cfg.get('data', {}).get('data')
-        if data is not None and have is not None and not _same_data(data, have):
-            raise FaceVAEError(f"the course run {out} was trained on {_what(have)}, not on {_what(data)}: move it away "
-                               f"(or set {COURSE_ENV} to another folder) to train the course run on {_what(data)}")
-        if epochs is None or epochs <= cfg.get('train', {}).get('epochs', 0):
-            say(f"the course run: {out} (trained on {_what(have)})"); return out
-        say(f"training the course run {out} on to {epochs} epochs")
-    elif (out/'checkpoints'/'last.json').exists(): say(f"resuming the interrupted course run in {out}")
-    else:
-        data = data or 'generated'
-        say(f"training the course run on {_what(data)} into {out} (once: every later notebook reuses it)")
-        with _same_rng():
-            more.update(epochs=epochs or 5, max_minutes=max_minutes or 10)
-            return Path(run_training(str(data), out=str(out), preset='default', image_size=64, n_faces=n_faces,
-                                     holdout=_course_holdout(data), **more))
-    with _same_rng(): return Path(run_training(data, out=str(out), resume=True, **more))
-

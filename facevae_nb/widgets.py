@@ -22,7 +22,8 @@ from .core import FaceVAEError, one_thread
 from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
 from .generate import run_faces, run_split, encode_faces, decode_codes, lerp, slerp, model_device
-from .arithmetic import run_vectors, attribute_vectors, edit_faces, attribute_grid, morph_faces, read_photo
+from .arithmetic import run_vectors, attribute_vectors, edit_faces
+from .figures import attribute_grid, morph_faces, read_photo
 
 # %% ../nbs/09_widgets.ipynb #91b936d7
 def enable_colab_widgets(colab:bool|None=None # whether we run on Colab (default: fastcore's `IN_COLAB`)

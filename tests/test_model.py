@@ -67,9 +67,9 @@ def test_config_roundtrip_and_errors():
     with pytest.raises(FaceVAEError, match='unknown model option'): make_vae(hidden=3)
 
 
-@pytest.mark.parametrize('kw,msg', [(dict(widths=(0, 0, 0, 0)), r'widths=\(0, 0, 0, 0\) is out of range'),
-                                    (dict(widths=('abc',)), 'whole numbers >= 1'), (dict(widths=()), 'empty'),
-                                    (dict(widths='abc'), 'whole numbers'), (dict(widths=(32.5, 64)), 'whole numbers'),
+@pytest.mark.parametrize('kw,msg', [(dict(widths=(0, 0, 0, 0)), r'widths=\(0, 0, 0, 0\) is too small: every entry must be at least 1'),
+                                    (dict(widths=('abc',)), 'every entry must be a whole number'), (dict(widths=()), 'empty'),
+                                    (dict(widths='abc'), 'give the channels of each stage'), (dict(widths=(32.5, 64)), 'every entry must be a whole number'),
                                     (dict(latent_dim=0), 'latent_dim=0'), (dict(latent_dim=-3), 'latent_dim=-3'),
                                     (dict(image_size=60), 'multiple of 16'), (dict(image_size=float('nan')), 'image_size=nan'),
                                     (dict(blocks=-1), 'blocks=-1'), (dict(sigma=float('nan')), 'sigma=nan'),
