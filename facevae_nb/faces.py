@@ -82,24 +82,31 @@ def _face_params(attrs, generator):
     return p
 
 # %% ../nbs/02_faces.ipynb #bf7ef3b5
-def _draw(p):
-    "Draw the faces described by the parameter dict `p` (see `_face_params`): float (B,3,H,W) in [0,1]."
-    B, (H, W) = len(p['s']), FACE_SIZE
-    s, male, smile, open_, hat, bangs, glasses = p['s'], p['male'], p['smiling'], p['mouth_slightly_open'], p['wearing_hat'], p['bangs'], p['eyeglasses']
-    hair, skin, K = p["hair"], p["skin"], lambda *c: torch.tensor([c], dtype=torch.float32).expand(B, 3)
-    cx, cy = 44.5 + p['dx'], 62 + p['dy']
-    frx, fry = s*(p['frx'] + 1.5*male), s*p['fry']
-    # background: a vertical gradient between two colours
-    g = torch.linspace(0, 1, H).view(1, 1, H, 1)
-    img = torch.lerp(p['bg1'][:, :, None, None], p['bg2'][:, :, None, None], g).expand(B, 3, H, W).contiguous()
-    # long hair (women) behind the head, then shirt and neck
-    win = (26, H, 0, W); X, Y = _grid(win)
-    _over(img, win, _ell(X, Y, cx, cy + 8 + p['long_len']/4, frx + 7, p['long_len'])*(1 - male), hair)
-    win = (84, H, 0, W); X, Y = _grid(win)
+def _rgb(B, *c): return torch.tensor([c], dtype=torch.float32).expand(B, 3)
+
+def _layout(p):
+    "Where the face is, for every layer: centre (cx, cy), radii (frx, fry), scale s, eye line ey and eye spacing eye_dx."
+    s, cx, cy = p['s'], 44.5 + p['dx'], 62 + p['dy']
+    return dict(s=s, cx=cx, cy=cy, frx=s*(p['frx'] + 1.5*p['male']), fry=s*p['fry'], ey=cy - 6.5*s, eye_dx=s*p['eye_dx'])
+
+def _background(p):
+    "A vertical gradient between two colours: the canvas (B,3,H,W) the other layers draw on."
+    (H, W), g = FACE_SIZE, torch.linspace(0, 1, FACE_SIZE[0]).view(1, 1, FACE_SIZE[0], 1)
+    return torch.lerp(p['bg1'][:, :, None, None], p['bg2'][:, :, None, None], g).expand(len(p['s']), 3, H, W).contiguous()
+
+def _body(img, p, L):
+    "Long hair (women) behind the head, then shirt and neck."
+    cx, cy, frx, W = L['cx'], L['cy'], L['frx'], FACE_SIZE[1]
+    win = (26, FACE_SIZE[0], 0, W); X, Y = _grid(win)
+    _over(img, win, _ell(X, Y, cx, cy + 8 + p['long_len']/4, frx + 7, p['long_len'])*(1 - p['male']), p['hair'])
+    win = (84, FACE_SIZE[0], 0, W); X, Y = _grid(win)
     _over(img, win, _ell(X, Y, cx, cy + 64, frx + 24, 31), p['shirt'])
-    win = (70, H, 20, 69); X, Y = _grid(win)
-    _over(img, win, _ell(X, Y, cx, cy + 27, frx*.5, 16), skin*.85)
-    # hair cap, ears and the face, shaded darker towards its edge
+    win = (70, FACE_SIZE[0], 20, 69); X, Y = _grid(win)
+    _over(img, win, _ell(X, Y, cx, cy + 27, frx*.5, 16), p['skin']*.85)
+
+def _head(img, p, L):
+    "Hair cap, ears and the face (shaded darker towards its edge), a beard for half the men, rosy cheeks."
+    s, cx, cy, frx, fry, male, hair, skin = L['s'], L['cx'], L['cy'], L['frx'], L['fry'], p['male'], p['hair'], p['skin']
     win = (14, 86, 10, 79); X, Y = _grid(win)
     _over(img, win, _ell(X, Y, cx, cy - 10 + 2*male, frx + 4 - male, fry + 3 - 2*male), hair)
     win = (30, 95, 14, 75); X, Y = _grid(win)
@@ -108,52 +115,72 @@ def _draw(p):
     face = _ell(X, Y, cx, cy, frx, fry)
     q = torch.add(((X - cx)/frx).square_(), ((Y - cy)/fry).square_()).clamp_(0, 1)
     _over(img, win, face*(1 - .22*q), skin)
-    # beard: the lower face in the hair colour, for half the men
-    _over(img, win, (1 - p['no_beard'])*face*((Y - (cy + 9*s))/3).clamp(0, 1)*.85, hair*.9)
+    _over(img, win, (1 - p['no_beard'])*face*((Y - (cy + 9*s))/3).clamp(0, 1)*.85, hair*.9)   # the lower face in the hair colour
     win = (58, 82, 22, 67); X, Y = _grid(win)
     rosy = p['rosy_cheeks']*.45*torch.maximum(_ell(X, Y, cx - 11*s, cy + 8*s, 4*s, 3*s, 3), _ell(X, Y, cx + 11*s, cy + 8*s, 4*s, 3*s, 3))
-    _over(img, win, rosy, K(.95, .35, .40))
-    # eyes: white, iris, pupil; brows above them
+    _over(img, win, rosy, _rgb(len(s), .95, .35, .40))
+
+def _eyes(img, p, L):
+    "Eyes (white, iris, pupil; narrow ones are flatter) and the brows above them (bushy ones are thicker)."
+    s, cx, ey, eye_dx, B = L['s'], L['cx'], L['ey'], L['eye_dx'], len(L['s'])
     win = (42, 64, 22, 67); X, Y = _grid(win)
-    ey, ery, eye_dx = cy - 6.5*s, s*(2.3 - .9*p['narrow_eyes']), s*p['eye_dx']
+    ery = s*(2.3 - .9*p['narrow_eyes'])
     for side in (-1, 1):
         ex = cx + side*eye_dx
-        _over(img, win, _ell(X, Y, ex, ey, 4*s, ery, .6), K(.96, .96, .94))
+        _over(img, win, _ell(X, Y, ex, ey, 4*s, ery, .6), _rgb(B, .96, .96, .94))
         _over(img, win, _ell(X, Y, ex, ey, 1.9*s, torch.minimum(ery, 1.9*s), .6), p['eye'])
-        _over(img, win, _ell(X, Y, ex, ey, .9*s, torch.minimum(ery, .9*s), .6), K(0, 0, 0))
-        _over(img, win, _ell(X, Y, ex, ey - 5*s, 5*s, s*(1 + .9*p['bushy_eyebrows']), .6), hair*.7)
-    # nose
-    win = (62, 74, 34, 56); X, Y = _grid(win)
-    _over(img, win, .35*_ell(X, Y, cx, cy + 5*s, 2.6*s, 1.6*s), skin*.6)
-    # mouth: a line, or a smile (the lower rim of a ring); open: a dark oval (with teeth when smiling)
+        _over(img, win, _ell(X, Y, ex, ey, .9*s, torch.minimum(ery, .9*s), .6), _rgb(B, 0, 0, 0))
+        _over(img, win, _ell(X, Y, ex, ey - 5*s, 5*s, s*(1 + .9*p['bushy_eyebrows']), .6), p['hair']*.7)
+
+def _nose(img, p, L):
+    "A soft shadow for the nose."
+    s, win = L['s'], (62, 74, 34, 56); X, Y = _grid(win)
+    _over(img, win, .35*_ell(X, Y, L['cx'], L['cy'] + 5*s, 2.6*s, 1.6*s), p['skin']*.6)
+
+def _mouth(img, p, L):
+    "A line, or a smile (the lower rim of a ring); open: a dark oval, with teeth when smiling; lipstick colours the lips."
+    s, cx, smile, B = L['s'], L['cx'], p['smiling'], len(L['s'])
     win = (66, 88, 28, 62); X, Y = _grid(win)
-    my, mw = cy + 13.5*s, s*p['mouth_w']
-    lips = torch.where(p['wearing_lipstick'].view(B, 1) > 0, torch.tensor([.78, .10, .22]), skin*torch.tensor([.62, .4, .4]))
+    my, mw = L['cy'] + 13.5*s, s*p['mouth_w']
+    lips = torch.where(p['wearing_lipstick'].view(B, 1) > 0, torch.tensor([.78, .10, .22]), p['skin']*torch.tensor([.62, .4, .4]))
     line = _ell(X, Y, cx, my, mw, 1.3*s, .6)
     sw = mw + 2.5*s   # a smile is wider, and curves up at the corners
     ring = (_ell(X, Y, cx, my - 5*s, sw, 6.6*s, .6) - _ell(X, Y, cx, my - 6.8*s, sw, 6*s, .6)).clamp_(0, 1)
     ring = ring*((Y - (my - 4.5*s))/1.5).clamp(0, 1)
     _over(img, win, torch.lerp(line, ring, smile), lips)
-    mouth_open = open_*_ell(X, Y, cx, my + .8*s + smile*.6, mw*(.7 + .3*smile), 2.8*s, .6)
-    _over(img, win, mouth_open, K(.25, .05, .06))
-    _over(img, win, mouth_open*smile*((my - Y + .6)/1.2).clamp(0, 1), K(.95, .95, .92))
-    # glasses: tinted lenses, two rims and a bridge
+    mouth_open = p['mouth_slightly_open']*_ell(X, Y, cx, my + .8*s + smile*.6, mw*(.7 + .3*smile), 2.8*s, .6)
+    _over(img, win, mouth_open, _rgb(B, .25, .05, .06))
+    _over(img, win, mouth_open*smile*((my - Y + .6)/1.2).clamp(0, 1), _rgb(B, .95, .95, .92))
+
+def _glasses(img, p, L):
+    "Glasses: tinted lenses, two rims and a bridge."
+    s, cx, ey, eye_dx, glasses = L['s'], L['cx'], L['ey'], L['eye_dx'], p['eyeglasses']
     win = (44, 64, 18, 71); X, Y = _grid(win)
     rims = []
     for side in (-1, 1):
         ex = cx + side*eye_dx
         o, i = _ell(X, Y, ex, ey, 6.5*s, 5*s, .6), _ell(X, Y, ex, ey, 5.3*s, 3.9*s, .6)
-        _over(img, win, glasses*i*.18, K(.6, .7, .8))
+        _over(img, win, glasses*i*.18, _rgb(len(s), .6, .7, .8))
         rims.append((o - i).clamp_(0, 1))
     bridge = _ell(X, Y, cx, ey - 1, eye_dx - 5*s, .8*s, .6)
     _over(img, win, glasses*torch.maximum(torch.maximum(rims[0], rims[1]), bridge), p['frame'])
-    # bangs: a fringe over the forehead down to the brows; then a hat: a crown and a brim
+
+def _bangs_and_hat(img, p, L):
+    "Bangs: a fringe over the forehead down to the brows; then a hat: a crown and a brim."
+    s, cx, cy, frx = L['s'], L['cx'], L['cy'], L['frx']
     win = (24, 56, 16, 73); X, Y = _grid(win)
-    fringe = _ell(X, Y, cx, cy - 22*s, frx + .5, 14*s)*((ey - 6.5*s - Y)/1.2).clamp(0, 1)
-    _over(img, win, bangs*fringe, hair*.88)
-    win = (0, 52, 0, W); X, Y = _grid(win)
+    fringe = _ell(X, Y, cx, cy - 22*s, frx + .5, 14*s)*((L['ey'] - 6.5*s - Y)/1.2).clamp(0, 1)
+    _over(img, win, p['bangs']*fringe, p['hair']*.88)
+    win = (0, 52, 0, FACE_SIZE[1]); X, Y = _grid(win)
     crown = _ell(X, Y, cx, cy - 30*s, frx + 5, 17*s)*((cy - 20*s - Y)/1.2).clamp(0, 1)
-    _over(img, win, hat*torch.maximum(crown, _ell(X, Y, cx, cy - 21*s, frx + 12, 3.5*s)), p['hatc'])
+    _over(img, win, p['wearing_hat']*torch.maximum(crown, _ell(X, Y, cx, cy - 21*s, frx + 12, 3.5*s)), p['hatc'])
+
+_LAYERS = (_body, _head, _eyes, _nose, _mouth, _glasses, _bangs_and_hat)   # back to front
+
+def _draw(p):
+    "Draw the faces described by the parameter dict `p` (see `_face_params`), layer by layer: float (B,3,H,W) in [0,1]."
+    L, img = _layout(p), _background(p)
+    for layer in _LAYERS: layer(img, p, L)
     return img.add_(_NOISE[p['noise']]).clamp_(0, 1)
 
 # %% ../nbs/02_faces.ipynb #0ef36135

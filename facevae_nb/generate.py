@@ -9,13 +9,13 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run_faces', 'run_split', 'model_device',
-           'evaluating', 'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces',
-           'recon_grid', 'interpolate_faces', 'walk_faces', 'sample_to_file']
+           'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces', 'recon_grid',
+           'interpolate_faces', 'walk_faces', 'sample_to_file']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
 import torch
 from .core import FaceVAEError, get_device, image_grid, save_grid, show_images, in_test, check_options, read_json
-from .model import load_run
+from .model import load_run, evaluating
 from .faces import open_faces
 
 # %% ../nbs/06_generate.ipynb #6a5e8bcb
@@ -116,17 +116,6 @@ def run_split(run:str|Path, # a run folder written by `run_training`
 def model_device(model:torch.nn.Module) -> torch.device:
     "The device `model`'s parameters live on."
     return next(model.parameters()).device
-
-@contextlib.contextmanager
-def evaluating(model:torch.nn.Module # a model, in train or eval mode
-              ):
-    "A block with `model` in eval mode, autograd off and deterministic cuDNN; the previous settings are restored afterwards."
-    was_training, cudnn = model.training, torch.backends.cudnn
-    flags = cudnn.deterministic, cudnn.benchmark
-    model.eval(); cudnn.deterministic, cudnn.benchmark = True, False
-    try:
-        with torch.no_grad(): yield model
-    finally: model.train(was_training); cudnn.deterministic, cudnn.benchmark = flags
 
 # %% ../nbs/06_generate.ipynb #f2a9eceb
 def decode_codes(model, # a VAE (anything with `decode(z)`)

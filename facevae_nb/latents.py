@@ -20,9 +20,9 @@ from .core import (FaceVAEError, get_device, amp_dtype, atomic_path, in_test, ch
                              image_format, read_json)
 from .data import attr_index, FaceVAEWarning
 from .loss import kl_per_dim
-from .model import load_run
+from .model import load_run, evaluating
 from .faces import open_faces
-from .generate import evaluating, model_device, run_faces, run_split
+from .generate import model_device, run_faces, run_split
 
 # %% ../nbs/07_latents.ipynb #3b5ba75a
 @dataclass

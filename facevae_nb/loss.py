@@ -12,7 +12,7 @@ __all__ = ['kl_per_dim', 'kl_divergence', 'gaussian_nll', 'bits_per_dim', 'beta_
 
 # %% ../nbs/04_loss.ipynb #c0a700d3
 import torch
-from .model import VAE, _unwrap
+from .model import VAE, unwrap_model
 
 # %% ../nbs/04_loss.ipynb #1301e529
 def kl_per_dim(mu:torch.Tensor, # posterior means (N, d)
@@ -95,7 +95,7 @@ def vae_loss(model:VAE, # the VAE (DDP / compiled wrappers are fine)
              kl_weight:float=1.0 # weight of the KL term in `loss` (KL warm-up); the reported nelbo always uses 1
             ) -> dict:
     "Loss to backprop and per-image logging terms: dict(loss, recon, kl, nelbo, bpd, mse, sigma)."
-    cfg = _unwrap(model).config
+    cfg = unwrap_model(model).config
     xhat, mu, logvar = model(x) if out is None else out
     x, xhat = x.float(), xhat.float()
     D = x[0].numel()

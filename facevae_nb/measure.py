@@ -21,7 +21,8 @@ from torch import nn
 import torch.nn.functional as F
 from .core import FaceVAEError, atomic_path, atomic_write_text, get_device, seed_everything, in_test, one_thread, read_json
 from .data import CELEBA_ATTRS, attr_index
-from .generate import evaluating, model_device, decode_codes
+from .model import evaluating
+from .generate import model_device, decode_codes
 from .latents import encode_images, _batches
 
 # %% ../nbs/12_measure.ipynb #fd34e359

@@ -4,13 +4,13 @@
 
 # %% ../nbs/03_model.ipynb #6ed50e8e
 from __future__ import annotations
-import json, math, numbers, difflib
+import json, math, numbers, difflib, contextlib
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'ResBlock', 'VAE', 'make_vae', 'save_vae', 'vae_metadata', 'load_vae',
-           'load_run']
+__all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'ResBlock', 'VAE', 'evaluating', 'make_vae', 'unwrap_model',
+           'save_vae', 'vae_metadata', 'load_vae', 'load_run']
 
 # %% ../nbs/03_model.ipynb #0de32352
 import torch
@@ -190,8 +190,19 @@ def _xavier(m):
         nn.init.xavier_uniform_(m.weight)
         if m.bias is not None: nn.init.zeros_(m.bias)
 
+# %% ../nbs/03_model.ipynb #52bb4cdb
+@contextlib.contextmanager
+def evaluating(model:nn.Module # a model, in train or eval mode
+              ):
+    "A block with `model` in eval mode, autograd off and deterministic cuDNN; the previous settings are restored afterwards."
+    was_training, cudnn = model.training, torch.backends.cudnn
+    flags = cudnn.deterministic, cudnn.benchmark
+    model.eval(); cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        with torch.no_grad(): yield model
+    finally: model.train(was_training); cudnn.deterministic, cudnn.benchmark = flags
+
 # %% ../nbs/03_model.ipynb #3e9d382a
-@torch.no_grad()
 def _sample(self:VAE, n:int, # how many images
             temperature:float=1.0, # scale of the prior's std (<1 gives smoother, more typical faces)
             generator:torch.Generator|None=None, # for reproducible samples
@@ -201,19 +212,13 @@ def _sample(self:VAE, n:int, # how many images
     dev = self.device
     eps = torch.randn(n, self.latent_dim, generator=generator,
                       device=generator.device if generator is not None else dev).to(dev) * temperature
-    z = self.prior_codes(eps)
-    was = self.training; self.eval()
-    try: x = self.decode(z).float()
-    finally: self.train(was)
+    with evaluating(self): x = self.decode(self.prior_codes(eps)).float()
     return x if device is None else x.to(device)
 
-@torch.no_grad()
 def _reconstruct(self:VAE, x:torch.Tensor # images (N,3,H,W) in [0,1]
                 ) -> torch.Tensor:
     "Deterministic reconstructions decode(mu(x))."
-    was = self.training; self.eval()
-    try: return self.decode(self.encode(x.to(self.device))[0]).float()
-    finally: self.train(was)
+    with evaluating(self): return self.decode(self.encode(x.to(self.device))[0]).float()
 
 VAE.sample, VAE.reconstruct = _sample, _reconstruct
 
@@ -232,7 +237,7 @@ def make_vae(preset:str='default', # 'default' or 'seed'
 # %% ../nbs/03_model.ipynb #e838ae7e
 _FORMAT = 'facevae_nb.vae/1'
 
-def _unwrap(model):
+def unwrap_model(model):
     "The plain `VAE` inside DDP / torch.compile wrappers."
     while True:
         inner = getattr(model, 'module', None)
@@ -247,7 +252,7 @@ def save_vae(model:VAE, # the model (DDP / compiled wrappers are unwrapped)
             ) -> Path:
     "Save weights as safetensors with the config as JSON metadata."
     from safetensors.torch import save_file
-    m = _unwrap(model)
+    m = unwrap_model(model)
     sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in m.state_dict().items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     meta.update(format=_FORMAT, config=json.dumps(asdict(m.config)))

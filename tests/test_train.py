@@ -498,3 +498,14 @@ def test_bad_values_are_refused_by_the_library_too(tmp_path, kw, msg):
 def test_no_amp_help_reads_right():
     h = ' '.join(cli.arg_parser(run_training).format_help().split())
     assert '--no-amp turn off: mixed precision' in h and '--no-amp trains in float32' in h   # not inverted
+
+
+def test_training_defaults_have_one_source():
+    "The presets' recipes come from model.preset_train_defaults; TrainConfig's own defaults are the default preset's."
+    from facevae_nb.model import preset_train_defaults
+    from facevae_nb.train import TrainConfig
+    for preset in ('seed', 'default'):
+        c, want = train_config(preset), preset_train_defaults(preset)
+        assert {k: getattr(c, k) for k in want} == want, preset
+    assert TrainConfig() == train_config('default')
+    assert train_config('seed').schedule == 'constant' and train_config('default').schedule == 'cosine'
