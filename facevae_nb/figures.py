@@ -164,15 +164,15 @@ def edit_strip_to_file(run:str|Path, # a run folder
                        method:str='mean', # how the vectors are estimated
                        device:str|None=None # where to run the model
                       ) -> Path:
-    "Write a labelled figure of `n` validation faces of the run with each attribute added at each weight; returns the path."
+    "Write a labelled figure: for each attribute, `n` validation faces of the run that lack it, with it added at each weight."
     names, ws = _names(names), _parse_weights(weights)
     model = load_run(run, device=get_device(device))
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
-    faces = run_faces(run); idx = run_split(run, faces, 'valid')
-    lack = ~faces.attrs[idx][:, [attr_index(k) for k in names]].any(1)
-    pick = torch.cat([idx[lack], idx[~lack]])[:n]                        # faces with none of the attributes first
-    z, V = to_codes(model, faces.get(pick, device='cpu')), run_vectors(run, method, model=model)
-    x = torch.cat([attribute_strip(model, z, k, V, ws) for k in names])
-    labels = [f'+{k}' if i == 0 else '' for k in names for i in range(len(pick))]
+    faces = run_faces(run); idx = run_split(run, faces, 'valid'); V = run_vectors(run, method, model=model)
+    def lacking(k):                                                        # faces without `k` first (others if too few)
+        has = faces.attrs[idx, attr_index(k)]
+        return torch.cat([idx[~has], idx[has]])[:n]
+    x = torch.cat([attribute_strip(model, to_codes(model, faces.get(lacking(k))), k, V, ws) for k in names])
+    labels = [f'+{k}' if i == 0 else '' for k in names for i in range(min(n, len(idx)))]
     fig = plot_grid(x, len(ws), labels, [f'{w:g}' for w in ws], 'attribute vectors added with weight w (0: reconstruction)')
     return save_fig(fig, out)
