@@ -174,7 +174,7 @@ def moves_markdown(reports, target=0.8):
 def measure_run(run, clf, a):
     from facevae_nb.model import load_run
     from facevae_nb.generate import run_faces, run_split, decode_codes
-    from facevae_nb.latents import encode_images
+    from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
     from facevae_nb.measure import (TARGETS, label_correlation, edit_report, _vector, predict_attrs, attr_accuracy, report_markdown,
                                     plot_success_drift, success_point)

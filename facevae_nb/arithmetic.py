@@ -22,7 +22,7 @@ from .data import CELEBA_ATTRS, attr_index, load_face
 from .model import load_run
 from .faces import open_faces
 from .generate import decode_codes, encode_faces, add_vectors, run_faces, run_split
-from .latents import encode_images
+from .generate import encode_images
 
 # %% ../nbs/08_arithmetic.ipynb #bc5007c7
 def mean_difference(z:torch.Tensor, # codes (N, D), e.g. posterior means of a split

@@ -9,12 +9,13 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run_faces', 'run_split', 'model_device',
-           'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces', 'recon_grid',
-           'interpolate_faces', 'walk_faces', 'sample_to_file']
+           'encode_images', 'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces',
+           'recon_grid', 'interpolate_faces', 'walk_faces', 'sample_to_file']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
+import numpy as np
 import torch
-from .core import FaceVAEError, get_device, image_grid, save_grid, show_images, in_test, check_options, read_json
+from .core import FaceVAEError, get_device, amp_dtype, image_grid, save_grid, show_images, in_test, check_options, read_json
 from .model import load_run, evaluating
 from .faces import open_faces
 
@@ -117,6 +118,34 @@ def model_device(model:torch.nn.Module) -> torch.device:
     "The device `model`'s parameters live on."
     return next(model.parameters()).device
 
+# %% ../nbs/06_generate.ipynb #0ac889fc
+def _batches(images, idx:torch.Tensor, batch_size:int, dev):
+    "Float [0,1] batches on `dev` from uint8 (numpy or torch) or float images, taking rows `idx` in order."
+    for i in range(0, len(idx), batch_size):
+        j = idx[i:i+batch_size]
+        xb = images[j.numpy()] if isinstance(images, np.ndarray) else images[j]
+        xb = torch.as_tensor(np.ascontiguousarray(xb) if isinstance(xb, np.ndarray) else xb).to(dev)
+        yield xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
+
+def encode_images(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
+                  images, # float (N,3,H,W) in [0,1], or uint8 (N,3,H,W) as a tensor or (memory-mapped) numpy array
+                  index:torch.Tensor|None=None, # which rows to encode (default all)
+                  batch_size:int=256, # images per batch
+                  amp:bool=True # use autocast on CUDA (ignored on other devices)
+                 ) -> tuple:
+    "Posterior means and log-variances of the images, in batches without gradients: two float32 (N, D) CPU tensors."
+    dev = model_device(model)
+    idx = torch.arange(len(images)) if index is None else torch.as_tensor(index).long()
+    dt = amp_dtype(dev) if amp and dev.type == 'cuda' else None
+    mus, lvs = [], []
+    with evaluating(model):
+        for xb in _batches(images, idx, batch_size, dev):
+            with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
+                mu, lv = model.encode(xb)
+            mus.append(mu.float().cpu()); lvs.append(lv.float().cpu())
+    if not mus: raise FaceVAEError("there are no images to encode (empty split or index)")
+    return torch.cat(mus), torch.cat(lvs)
+
 # %% ../nbs/06_generate.ipynb #f2a9eceb
 def decode_codes(model, # a VAE (anything with `decode(z)`)
                  z:torch.Tensor, # codes (N, D)
@@ -132,10 +161,7 @@ def encode_faces(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
                  batch_size:int=256 # images encoded at once
                 ) -> torch.Tensor:
     "The posterior means E[z|x] of images, in batches; returns (N, D) on the CPU."
-    if x.dim() == 3: x = x[None]
-    dev = model_device(model)
-    with evaluating(model):
-        return torch.cat([model.encode(xb.to(dev, torch.float32))[0].float().cpu() for xb in x.split(batch_size)])
+    return encode_images(model, x[None] if x.dim() == 3 else x, batch_size=batch_size, amp=False)[0]
 
 # %% ../nbs/06_generate.ipynb #246804f7
 def _prior(model, eps):

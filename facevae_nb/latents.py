@@ -10,19 +10,18 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plot_latent_hists', 'plot_kl_per_dim',
-           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_images', 'encode_split', 'save_fig',
-           'latent_figures']
+           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'save_fig', 'latent_figures']
 
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
 import torch
 from .core import (FaceVAEError, get_device, amp_dtype, atomic_path, in_test, check_options, check_writable,
                              image_format, read_json)
-from .data import attr_index, FaceVAEWarning
+from .data import attr_index, FaceVAEWarning, SPLITS
 from .loss import kl_per_dim
 from .model import load_run, evaluating
 from .faces import open_faces
-from .generate import model_device, run_faces, run_split
+from .generate import model_device, run_faces, run_split, encode_images, _batches
 
 # %% ../nbs/07_latents.ipynb #3b5ba75a
 @dataclass
@@ -204,36 +203,8 @@ def latent_summary(enc:Encodings, # encodings of many images
     fig.suptitle(f'Latent space of {len(enc)} images{" ("+enc.split+")" if enc.split else ""}', fontsize=11)
     return fig
 
-# %% ../nbs/07_latents.ipynb #0ac889fc
-def _batches(images, idx:torch.Tensor, batch_size:int, dev):
-    "Float [0,1] batches on `dev` from uint8 (numpy or torch) or float images, taking rows `idx` in order."
-    for i in range(0, len(idx), batch_size):
-        j = idx[i:i+batch_size]
-        xb = images[j.numpy()] if isinstance(images, np.ndarray) else images[j]
-        xb = torch.as_tensor(np.ascontiguousarray(xb) if isinstance(xb, np.ndarray) else xb).to(dev)
-        yield xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
-
-def encode_images(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
-                  images, # float (N,3,H,W) in [0,1], or uint8 (N,3,H,W) as a tensor or (memory-mapped) numpy array
-                  index:torch.Tensor|None=None, # which rows to encode (default all)
-                  batch_size:int=256, # images per batch
-                  amp:bool=True # use autocast on CUDA (ignored on other devices)
-                 ) -> tuple:
-    "Posterior means and log-variances of the images, in batches without gradients: two float32 (N, D) CPU tensors."
-    dev = model_device(model)
-    idx = torch.arange(len(images)) if index is None else torch.as_tensor(index).long()
-    dt = amp_dtype(dev) if amp and dev.type == 'cuda' else None
-    mus, lvs = [], []
-    with evaluating(model):
-        for xb in _batches(images, idx, batch_size, dev):
-            with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
-                mu, lv = model.encode(xb)
-            mus.append(mu.float().cpu()); lvs.append(lv.float().cpu())
-    if not mus: raise FaceVAEError("there are no images to encode (empty split or index)")
-    return torch.cat(mus), torch.cat(lvs)
-
 # %% ../nbs/07_latents.ipynb #bb7043d6
-_SPLITS = ('train', 'valid', 'test', 'all')
+_SPLITS = (*SPLITS, 'all')   # the dataset's splits, and all of it
 
 def encode_split(model, # a trained VAE
                  data='generated', # a dataset folder, 'generated', or an opened `FaceCache`

@@ -23,7 +23,7 @@ from .core import FaceVAEError, atomic_path, atomic_write_text, get_device, seed
 from .data import CELEBA_ATTRS, attr_index
 from .model import evaluating
 from .generate import model_device, decode_codes
-from .latents import encode_images, _batches
+from .generate import encode_images, _batches
 
 # %% ../nbs/12_measure.ipynb #fd34e359
 @dataclass

@@ -9,8 +9,9 @@ from PIL import Image
 from facevae_nb.core import FaceVAEError
 from facevae_nb.data import FaceCache, CELEBA_ATTRS, write_celeba
 from facevae_nb.latents import (Encodings, active_units, latent_stats, pca, pick_dims, plot_latent_hists,
-                                plot_kl_per_dim, plot_aggregate, plot_pca, latent_summary, encode_images,
-                                encode_split, latent_figures)
+                                plot_kl_per_dim, plot_aggregate, plot_pca, latent_summary, encode_split,
+                                latent_figures)
+from facevae_nb.generate import encode_images
 from facevae_nb.model import make_vae, save_vae, load_run
 
 
