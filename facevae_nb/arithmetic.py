@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import FaceVAEError, get_device, atomic_path, in_test, read_json
-from .data import CELEBA_ATTRS, attr_index, load_face
+from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
 from .faces import open_faces
 from .generate import decode_codes, encode_faces, add_vectors, run_faces, run_split

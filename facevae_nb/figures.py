@@ -148,7 +148,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
         faces = run_faces(run); idx = run_split(run, faces, 'valid')
         if not 0 <= int(index) < len(idx):
             raise FaceVAEError(f"index {index} is out of range: the validation split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
-        x = faces.get(idx[int(index)], device='cpu')
+        x = faces.get(idx[int(index)])
     V = run_vectors(run, method, balanced, keep, model=model)
     z0 = to_codes(model, x)
     z = edit_codes(z0, attrs, V)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_generate.ipynb #32e65478
 from __future__ import annotations
-import math, json, contextlib
+import math, json
 from pathlib import Path
 
 # %% auto #0

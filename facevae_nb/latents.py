@@ -15,13 +15,13 @@ __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plo
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
 import torch
-from .core import (FaceVAEError, get_device, amp_dtype, atomic_path, in_test, check_options, check_writable,
+from .core import (FaceVAEError, get_device, atomic_path, in_test, check_options, check_writable,
                              image_format, read_json)
 from .data import attr_index, FaceVAEWarning, SPLITS
 from .loss import kl_per_dim
-from .model import load_run, evaluating
+from .model import load_run
 from .faces import open_faces
-from .generate import model_device, run_faces, run_split, encode_images, _batches
+from .generate import run_faces, run_split, encode_images
 
 # %% ../nbs/07_latents.ipynb #3b5ba75a
 @dataclass

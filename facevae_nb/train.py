@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #7b4ae9b6
 from __future__ import annotations
-import os, sys, json, math, time, random, contextlib
+import os, sys, json, math, time, contextlib
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
@@ -23,8 +23,8 @@ from .model import (VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, 
 from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
 from .data import FaceLoader
 from .faces import open_faces
-from .runs import (MANIFEST, LOCK, run_files, claim, remove_own, run_lock, is_run, open_run, save_checkpoint,
-                             load_checkpoint, write_metrics, plot_losses, rng_state, set_rng_state)
+from .runs import (LOCK, claim, is_run, open_run, save_checkpoint, load_checkpoint, write_metrics, plot_losses,
+                             rng_state, set_rng_state)
 
 # %% ../nbs/05_train.ipynb #2d6998be
 def simple_fit(model:nn.Module, # a VAE

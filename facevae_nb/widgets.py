@@ -142,7 +142,7 @@ def show_face(self:EditExplorer, i:int # position in the explorer's split (the `
              ):
     "Show face `i` of the split: encode it once, show it and its reconstruction, redraw the edit."
     j = int(self.index[i])
-    self.set_image(self.faces.get(j, device='cpu')[0], f'face {i} of {len(self.index)} (data index {j})')
+    self.set_image(self.faces.get(j)[0], f'face {i} of {len(self.index)} (data index {j})')
 
 @patch
 def set_image(self:EditExplorer, x:torch.Tensor, # the face (3,S,S) in [0,1]
@@ -304,7 +304,7 @@ class MorphExplorer(_Explorer):
         "The cached code (D,) and reconstruction of face `i` of the split; encoded on first use."
         if i not in self.codes:
             with self._one_thread():
-                z = encode_faces(self.model, self.faces.get(int(self.index[i]), device='cpu'))
+                z = encode_faces(self.model, self.faces.get(int(self.index[i])))
                 self.codes[i] = (z[0], to_png(decode_codes(self.model, z)[0]))
         return self.codes[i]
 
