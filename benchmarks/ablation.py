@@ -34,6 +34,7 @@ VARIANTS = {  # name: (preset, model overrides, train settings); the first block
     # side branches, each one change from '+silu-nonorm'
     '+cosine-lr1e-3': ('seed', dict(CAL, norm='none', act='silu', init='default'), dict(SEED_T, onecycle=True)),
     '+z256': ('seed', dict(CAL, norm='none', act='silu', init='default', latent_dim=256), SEED_T),
+    '+nearest': ('seed', dict(CAL, norm='none', act='silu', init='default', up='nearest'), SEED_T),
     '+res-nonorm': ('seed', dict(CAL, norm='none', act='silu', init='default', blocks=(0, 1, 1, 1)), SEED_T),
     '+gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default'), SEED_T),
     '+res-gn': ('seed', dict(CAL, norm='group', decoder_norm=True, act='silu', init='default', blocks=(0, 1, 1, 1)), SEED_T),

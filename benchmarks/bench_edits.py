@@ -272,11 +272,13 @@ def train_variant(a):
     from facevae_nb.faces import open_faces
     kind = a.train_variant; out = Path(a.out_run)
     seed_everything(a.seed)
-    n_cond, over = 0, {}
+    n_cond, over, adv_w, adv_target = 0, {}, 0.0, 'rate'
     for part in kind.split('-'):   # e.g. 'cvae', 'sigma0.14', 'cvae-sigma0.14', 'dim32', 'default'
         if part == 'cvae': n_cond = 40
         elif part.startswith('sigma'): over['sigma'] = float(part[5:])
         elif part.startswith('dim'): over['latent_dim'] = int(part[3:])
+        elif part.startswith('advflip'): adv_w, adv_target = float(part[7:]), 'flip'
+        elif part.startswith('adv'): adv_w = float(part[3:])
         elif part != 'default': raise SystemExit(f'unknown variant part {part!r} in {kind!r}')
     base = make_vae('default', a.image_size, **over)
     model = _cond_vae(base.config, n_cond).to(memory_format=torch.channels_last)
@@ -285,23 +287,40 @@ def train_variant(a):
     cfg = train_config('default', epochs=a.vae_epochs, seed=a.seed)
     dl = FaceLoader(faces, tr, batch_size=cfg.batch_size, shuffle=True, flip=True, device='cpu', seed=a.seed, with_attrs=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if adv_w:   # Fader-style adversary (Lample et al. 2017): an MLP reads the 40 labels from mu; the encoder is trained to fool it
+        from torch import nn
+        import torch.nn.functional as F
+        D = model.latent_dim
+        adv = nn.Sequential(nn.Linear(D, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
+        opt_adv = torch.optim.Adam(adv.parameters(), lr=cfg.lr)
+        rate = faces.attrs[tr].float().mean(0, keepdim=True)
     total, step, t0, dt = cfg.epochs*len(dl), 0, time.time(), amp_dtype('cpu')
     print(f'training variant {kind} ({n_cond} conditioning labels, {over or "default config"}) for {cfg.epochs} epochs x {len(dl)} steps')
     for ep in range(cfg.epochs):
-        acc = torch.zeros(3)
+        acc = torch.zeros(4)
         for x, y in dl:
             for g in opt.param_groups: g['lr'] = cfg.lr*lr_factor(step/total, cfg)
             x = x.contiguous(memory_format=torch.channels_last)
-            if n_cond and True: pass
             with torch.autocast('cpu', dtype=dt):
                 mu, lv = model.encode(x)
                 zz = model.reparameterize(mu.float(), lv.float())
                 if n_cond: zz = torch.cat([zz, _signs(y)], 1)
                 xh = model.decode(zz)
             L = vae_loss(model, x, out=(xh.float(), mu.float(), lv.float()))
-            opt.zero_grad(set_to_none=True); L['loss'].backward(); opt.step(); step += 1
-            acc += torch.tensor([1., L['mse'].item(), L['kl'].item()])
-        print(f"epoch {ep + 1}: mse {acc[1]/acc[0]:.5f} kl {acc[2]/acc[0]:.1f} ({time.time() - t0:.0f} s)", flush=True)
+            loss, a_acc = L['loss'], 0.0
+            if adv_w:   # 1. the adversary learns to read the labels from mu; 2. the encoder is pushed towards the flipped labels
+                y01 = y.float()
+                la = F.binary_cross_entropy_with_logits(adv(mu.float().detach()), y01)
+                opt_adv.zero_grad(set_to_none=True); la.backward(); opt_adv.step()
+                logits = adv(mu.float())
+                a_acc = ((logits > 0).float() == y01).float().mean().item()
+                ramp = min(1.0, step/(0.3*total))   # Fader ramps the adversary's weight up from 0
+                # the encoder's target: each label's training rate (the adversary learns nothing), or Fader's flipped labels
+                tgt = (1 - y01) if adv_target == 'flip' else rate.expand_as(y01)
+                loss = loss + adv_w*ramp*F.binary_cross_entropy_with_logits(logits, tgt, reduction='none').sum(1).mean()
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
+            acc += torch.tensor([1., L['mse'].item(), L['kl'].item(), a_acc])
+        print(f"epoch {ep + 1}: mse {acc[1]/acc[0]:.5f} kl {acc[2]/acc[0]:.1f} adversary acc. {acc[3]/acc[0]:.3f} ({time.time() - t0:.0f} s)", flush=True)
     model.eval()
     with torch.no_grad():   # validation: PSNR of decode(mu) and KL
         x = faces.get(va); mu, lv = model.encode(x)
@@ -345,7 +364,7 @@ def main(argv=None):
     p.add_argument('--per-weight', action='store_true', help='also print one table row per weight')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--train-variant', help="prototype training variant: 'cvae' (decoder conditioned on the 40 labels), 'default' "
-                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), or parts joined by '-', e.g. cvae-sigma0.14")
+                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), 'advW' (an adversary on mu, weight W, that the encoder drives to each label's training rate), 'advflipW' (the same towards the flipped labels, as Fader networks), or parts joined by '-', e.g. cvae-sigma0.14")
     p.add_argument('--out-run', help='run folder for --train-variant')
     p.add_argument('--vae-epochs', type=int, default=30)
     a = p.parse_args(argv)

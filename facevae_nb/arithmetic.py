@@ -32,7 +32,8 @@ def mean_difference(z:torch.Tensor, # codes (N, D), e.g. posterior means of a sp
     "The (weighted) mean code of the faces with the attribute minus that of the faces without it: (D,)."
     has = torch.as_tensor(has).bool()
     if has.all() or not has.any():
-        raise FaceVAEError(f"a difference of means needs faces with and without the attribute; {int(has.sum())} of {len(has)} have it")
+        raise FaceVAEError("a difference of means needs faces with and without the "
+                           f"attribute; {int(has.sum())} of {len(has)} have it")
     w = torch.ones(len(z), dtype=torch.float64) if weights is None else torch.as_tensor(weights).double()
     z = z.double()
     mean = lambda m: (w[m, None]*z[m]).sum(0) / w[m].sum()
@@ -61,7 +62,8 @@ def balance_weights(attrs:torch.Tensor, # bool (N, 40): the attributes of the fa
     col, A = attr_index(name), torch.as_tensor(attrs).bool()
     has = A[:, col]
     if has.all() or not has.any():
-        raise FaceVAEError(f"cannot balance {CELEBA_ATTRS[col]}: {int(has.sum())} of {len(has)} faces have it; it needs faces with and without it")
+        raise FaceVAEError(f"cannot balance {CELEBA_ATTRS[col]}: {int(has.sum())} of "
+                           f"{len(has)} faces have it; it needs faces with and without it")
     ok = torch.ones(A.shape[1], dtype=torch.bool)
     for g in (has, ~has): ok &= (A[g].sum(0) >= min_count) & ((~A[g]).sum(0) >= min_count)
     ok[col] = False
@@ -100,7 +102,8 @@ def _names(names) -> tuple:
     return tuple(CELEBA_ATTRS[attr_index(n.strip() if isinstance(n, str) else n)] for n in names)
 
 def _check_method(method, balanced):
-    if method not in METHODS: raise FaceVAEError(f"unknown method {method!r}; use one of {', '.join(map(repr, METHODS))}")
+    if method not in METHODS: raise FaceVAEError(f"unknown method {method!r}; use one of "
+                                                 f"{', '.join(map(repr, METHODS))}")
     if balanced and method != 'mean':
         raise FaceVAEError("--balanced works only with --method mean (balanced=True with method='mean'); "
                            "regression already holds the other attributes fixed")
@@ -121,7 +124,9 @@ def vectors_from_codes(z:torch.Tensor, # codes (N, D)
     varies = [k for k in range(A.shape[1]) if 0 < n_has[k] < len(A)]
     want = [attr_index(n) for n in _names(names)] if names is not None else varies
     absent = [CELEBA_ATTRS[k] for k in set(want) | {attr_index(k) for k in keep} if k not in varies]
-    if absent: raise FaceVAEError(f"no vector for {', '.join(sorted(absent))}: {'none' if n_has[attr_index(absent[0])] == 0 else 'all'} of the {len(A)} faces have it")
+    if absent: raise FaceVAEError(f"no vector for {', '.join(sorted(absent))}: "
+                                  f"{'none' if n_has[attr_index(absent[0])] == 0 else 'all'} of the {len(A)} faces "
+                                  "have it")
     cols = sorted(set(want) | {attr_index(k) for k in keep})
     if method == 'regression': W = ridge_directions(z, A, lam); V = {CELEBA_ATTRS[k]: W[k] for k in cols}
     else: V = {CELEBA_ATTRS[k]: mean_difference(z, A[:, k], balance_weights(A, k, min_count)[0] if balanced else None) for k in cols}
@@ -153,13 +158,16 @@ def split_codes(run_or_model, # a run folder, a .safetensors model file, or a mo
         faces = run_faces(run, faces)
         idx = run_split(run, faces, split)
     else:
-        if faces is None: raise FaceVAEError("with a model, pass the faces too (a FaceCache, 'generated' or a CelebA folder)")
+        if faces is None: raise FaceVAEError("with a model, pass the faces too (a "
+                                             "FaceCache, 'generated' or a CelebA folder)")
         faces = faces if hasattr(faces, 'images') else open_faces(faces, image_size=model.image_size)
         idx = faces.indices(split)
     if faces.image_size != model.image_size:
-        raise FaceVAEError(f"the faces are {faces.image_size}px but the model was trained on {model.image_size}px; open them with image_size={model.image_size}")
+        raise FaceVAEError(f"the faces are {faces.image_size}px but the model was trained on "
+                           f"{model.image_size}px; open them with image_size={model.image_size}")
     if max_images: idx = idx[:max_images]
-    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty; choose another split")
+    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of "
+                                         f"{getattr(faces, 'path', 'the data')} is empty; choose another split")
     mu, _ = encode_images(model, faces.images, idx, batch_size)
     return mu, faces.attrs[idx]
 
@@ -225,7 +233,8 @@ def run_vectors(run:str|Path, # a run folder (or its model.safetensors)
     _check_method(method, balanced); keep = _names(keep)
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
     mfile = run/'model.safetensors'
-    if not mfile.is_file(): raise FaceVAEError(f"no model at {mfile}: train one first (facevae train --out {run}) or check the run folder")
+    if not mfile.is_file(): raise FaceVAEError(f"no model at {mfile}: train one first (facevae "
+                                               f"train --out {run}) or check the run folder")
     sha, cache = file_sha256(mfile), run/VECTORS_FILE
     src = None if data is None else str(getattr(data, 'path', data))
     key = ':'.join([split, method] + ['balanced']*balanced + ([f'max{max_images}'] if max_images else []) +
@@ -254,7 +263,8 @@ def _weight(w:str, name:str) -> float:
     try: x = float(w)
     except (TypeError, ValueError): x = None
     if x is None or not math.isfinite(x):
-        raise FaceVAEError(f"the weight {w!r} of {name} is not a number; write e.g. {name}=1.5 (negative numbers remove the attribute)")
+        raise FaceVAEError(f"the weight {w!r} of {name} is not a number; write e.g. "
+                           f"{name}=1.5 (negative numbers remove the attribute)")
     return x
 
 def parse_attrs(specs # 'NAME=WEIGHT' strings (a list, or one string; commas separate several), or a dict {name: weight}
@@ -280,7 +290,8 @@ def to_codes(model, # a VAE
     x = torch.as_tensor(x)
     if x.dim() in (3, 4):
         if x.shape[-1] != model.image_size or x.shape[-3] != 3:
-            raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), got shape {tuple(x.shape)}; load photos with data.load_face")
+            raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), "
+                               f"got shape {tuple(x.shape)}; load photos with data.load_face")
         return encode_faces(model, x.float().div(255) if x.dtype == torch.uint8 else x.float())
     if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim: return x.detach().float().cpu().reshape(-1, model.latent_dim)
     raise FaceVAEError(f"expected images (N,3,H,W) or codes (N,{model.latent_dim}), got shape {tuple(x.shape)}")

@@ -56,11 +56,14 @@ def arg_parser(f, # the function whose parameters become options
         opt, help_, default = '--' + name.replace('_', '-'), d['docment'] or '', d['default']
         if 'bool' in str(d['anno']) or isinstance(default, bool):
             if default is True:
-                p.add_argument('--no-' + name.replace('_', '-'), dest=name, action='store_false', help=f'turn off: {help_} (on by default)')
+                p.add_argument('--no-' + name.replace('_', '-'), dest=name, action='store_false',
+                               help=f'turn off: {help_} (on by default)')
             else: p.add_argument(opt, dest=name, action='store_true', help=help_)
         elif _is_list(d['anno']):
-            p.add_argument(opt, dest=name, action='append', type=_arg_type(d['anno'], None), required=default is inspect.Parameter.empty,
-                           default=None if default is inspect.Parameter.empty else default, help=help_ + ' (repeatable)')
+            p.add_argument(opt, dest=name, action='append', type=_arg_type(d['anno'], None),
+                           required=default is inspect.Parameter.empty,
+                           default=None if default is inspect.Parameter.empty else default,
+                           help=help_ + ' (repeatable)')
         elif default is inspect.Parameter.empty:
             p.add_argument(opt, dest=name, type=_arg_type(d['anno'], None), required=True, help=help_)
         else:
@@ -99,11 +102,14 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
 
 # %% ../nbs/10_cli.ipynb #91b1d20b
 COMMANDS = {
-    'train':   ('facevae_nb.train:run_training',      'train a VAE and write a run folder (config, weights, metrics, figures)'),
+    'train':   ('facevae_nb.train:run_training',      'train a VAE and write a run folder '
+                                                      '(config, weights, metrics, figures)'),
     'sample':  ('facevae_nb.generate:sample_to_file', 'write a grid of new faces sampled from a trained run'),
     'latents': ('facevae_nb.latents:latent_figures',  'write figures of how the latent variables are distributed'),
-    'edit':    ('facevae_nb.figures:edit_to_file', 'edit a face with attribute vectors (--attr Smiling=1.5) or write an attribute strip'),
-    'demo':    ('facevae_nb.cli:demo',                'train a small VAE on built-in generated faces, then sample and plot'),
+    'edit':    ('facevae_nb.figures:edit_to_file', 'edit a face with attribute vectors (--attr '
+                                                   'Smiling=1.5) or write an attribute strip'),
+    'demo':    ('facevae_nb.cli:demo',                'train a small VAE on built-in '
+                                                      'generated faces, then sample and plot'),
 }
 
 # %% ../nbs/10_cli.ipynb #2c2351f1

@@ -30,14 +30,17 @@ def get_device(device:str|torch.device|None=None # 'cuda', 'mps', 'cpu', 'cuda:1
         try: dev = torch.device(device)
         except (RuntimeError, TypeError, ValueError): dev = None
         if dev is None or dev.type not in ('cuda', 'mps', 'cpu'):
-            raise FaceVAEError(f"device={str(device)!r} is not a device this project runs on: use 'cuda', 'cuda:1', 'mps' or "
-                               "'cpu', or leave it unset for the best available")
+            raise FaceVAEError(f"device={str(device)!r} is not a device this project runs on: use 'cuda', "
+                               "'cuda:1', 'mps' or 'cpu', or leave it unset for the best available")
         if dev.type == 'cuda' and not torch.cuda.is_available():
-            raise FaceVAEError(f"device {str(device)!r} was asked for, but no CUDA GPU is visible; use --device cpu or leave it unset")
+            raise FaceVAEError(f"device {str(device)!r} was asked for, but no CUDA GPU "
+                               "is visible; use --device cpu or leave it unset")
         if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
-            raise FaceVAEError(f"device {str(device)!r} was asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+            raise FaceVAEError(f"device {str(device)!r} was asked for, but only "
+                               f"{torch.cuda.device_count()} CUDA GPU(s) are visible")
         if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
-            raise FaceVAEError(f"device 'mps' was asked for, but Apple's MPS is not available here; use --device cpu or leave it unset")
+            raise FaceVAEError("device 'mps' was asked for, but Apple's MPS is not "
+                               "available here; use --device cpu or leave it unset")
         return dev
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
@@ -114,7 +117,8 @@ def check_writable(path:str|Path, # a file to be written, or (with `folder=True`
                   ) -> Path:
     "`path` if it can be written, else an error naming it: call before any slow work whose result goes there."
     p = Path(path).expanduser()
-    if not folder and p.is_dir(): raise FaceVAEError(f"{p} is a folder: give the name of a file to write (e.g. {p/'out.png'})")
+    if not folder and p.is_dir(): raise FaceVAEError(f"{p} is a folder: give the name of a "
+                                                     f"file to write (e.g. {p/'out.png'})")
     if folder and p.exists() and not p.is_dir(): raise FaceVAEError(f"{p} is a file, not a folder: choose another name")
     d = p if folder else p.parent
     base = next(q for q in (d, *d.parents) if q.exists())      # the deepest folder that exists already
@@ -132,12 +136,14 @@ def read_json(path:str|Path # a JSON file this project wrote
     try: return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         where = f' ({e.msg}, line {e.lineno})' if isinstance(e, json.JSONDecodeError) else ''
-        raise FaceVAEError(f"{p} is damaged: it is not valid JSON{where}. Restore it, or delete the folder and start again") from None
+        raise FaceVAEError(f"{p} is damaged: it is not valid JSON{where}. "
+                           "Restore it, or delete the folder and start again") from None
 
 # %% ../nbs/00_core.ipynb #6cb61d3c
 OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, largest or None)
     # counts
-    'n': (True, 1, True, None), 'nrow': (True, 1, True, None), 'ncols': (True, 1, True, None), 'k': (True, 1, True, None),
+    'n': (True, 1, True, None), 'nrow': (True, 1, True, None), 'ncols': (True, 1, True, None),
+    'k': (True, 1, True, None),
     'batch_size': (True, 1, True, None), 'max_images': (True, 1, True, None), 'n_faces': (True, 1, True, None),
     'epochs': (True, 1, True, None), 'limit': (True, 1, True, None), 'latent_dim': (True, 1, True, None),
     'image_size': (True, 1, True, None), 'n_samples': (True, 1, True, None), 'log_every': (True, 1, True, None),
@@ -174,10 +180,13 @@ def check_options(**values) -> dict:
             if name not in OPTION_RULES: continue
             whole, lo, lo_ok, hi = OPTION_RULES[name]
             if not isinstance(x, numbers.Real) or isinstance(x, bool) or (whole and x != int(x)):
-                raise FaceVAEError(f"{name}={v!r}{':' + it if many else ''} must be a {'whole number' if whole else 'number'}")
+                raise FaceVAEError(f"{name}={v!r}{':' + it if many else ''} must be "
+                                   f"a {'whole number' if whole else 'number'}")
             if lo is not None and (x < lo if lo_ok else x <= lo):
-                raise FaceVAEError(f"{name}={v!r} is too small:{it or ' it'} must be {'at least' if lo_ok else 'more than'} {lo}")
-            if hi is not None and x > hi: raise FaceVAEError(f"{name}={v!r} is too large:{it or ' it'} must be at most {hi}")
+                raise FaceVAEError(f"{name}={v!r} is too small:{it or ' it'} must be "
+                                   f"{'at least' if lo_ok else 'more than'} {lo}")
+            if hi is not None and x > hi: raise FaceVAEError(f"{name}={v!r} is too "
+                                                             f"large:{it or ' it'} must be at most {hi}")
     return values
 
 
@@ -218,8 +227,8 @@ def image_format(path:str|Path # an image file name
     "The format (PIL's name, e.g. 'PNG') that the extension of `path` asks for; an unknown extension is an error."
     p = Path(path); fmt = IMAGE_FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise FaceVAEError(f"{p}: {repr(p.suffix) if p.suffix else 'no extension'} is not an image type this can write; "
-                           f"end the name with {', '.join(IMAGE_FORMATS)}")
+        raise FaceVAEError(f"{p}: {repr(p.suffix) if p.suffix else 'no extension'} is not an image "
+                           f"type this can write; end the name with {', '.join(IMAGE_FORMATS)}")
     return fmt
 
 def save_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], or one (3,H,W) grid
@@ -231,7 +240,8 @@ def save_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], or one (3,H,W) grid
     from torchvision.utils import save_image
     path, fmt = Path(path), image_format(path)
     if x.numel() == 0: raise FaceVAEError(f"there are no images to save to {path}")
-    if not torch.isfinite(x).all(): raise FaceVAEError(f"the images for {path} contain NaN or infinite values; nothing was written")
+    if not torch.isfinite(x).all(): raise FaceVAEError(f"the images for {path} contain NaN or "
+                                                       "infinite values; nothing was written")
     g = x if x.dim() == 3 else image_grid(x, nrow=nrow)
     with atomic_path(path) as tmp: save_image(g, tmp, format=fmt)
     return path

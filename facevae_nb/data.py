@@ -36,8 +36,8 @@ def attr_index(name:str|int # an attribute name such as 'Smiling' (any case), or
     if key in lower: return lower.index(key)
     close = [CELEBA_ATTRS[lower.index(c)] for c in difflib.get_close_matches(key, lower, n=3, cutoff=0.5)]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ''
-    raise FaceVAEError(f"unknown CelebA attribute {name!r}; {hint}The 40 names are listed in facevae_nb.data.CELEBA_ATTRS "
-                       f"(e.g. 'Smiling', 'Eyeglasses', 'Blond_Hair').")
+    raise FaceVAEError(f"unknown CelebA attribute {name!r}; {hint}The 40 names are listed in "
+                       "facevae_nb.data.CELEBA_ATTRS (e.g. 'Smiling', 'Eyeglasses', 'Blond_Hair').")
 
 # %% ../nbs/01_data.ipynb #48eccf86
 LAYOUTS = {  # name: (sub-folder, image folder, attribute list, partition list)
@@ -95,15 +95,17 @@ def find_celeba(path:str|Path # a CelebA folder in the official, torchvision or 
     "Detect the layout of the CelebA folder `path`; a clear error lists what was looked for when none matches."
     path = Path(path).expanduser()
     if not path.exists():
-        raise FaceVAEError(f"CelebA folder {path} does not exist. Pass the folder that holds img_align_celeba/ and "
-                           f"list_attr_celeba.txt (or Kaggle's .csv files), or use the built-in faces (--data generated).")
+        raise FaceVAEError(f"CelebA folder {path} does not exist. Pass the folder that "
+                           "holds img_align_celeba/ and list_attr_celeba.txt (or Kaggle's "
+                           ".csv files), or use the built-in faces (--data generated).")
     if not path.is_dir(): raise FaceVAEError(f"{path} is a file, not a folder: pass the CelebA folder that contains it.")
     for layout, (sub, imgs, attr, part) in LAYOUTS.items():
         base = path/sub   # the Google Drive download nests the same files in Img/, Anno/ and Eval/
         imgs, attr, part = (_first(base/imgs, base/'Img'/imgs), _first(base/attr, base/'Anno'/attr),
                             _first(base/part, base/'Eval'/part))
         if imgs.is_dir() and attr.is_file():
-            return CelebAFiles(path.resolve(), layout, imgs.resolve(), attr.resolve(), part.resolve() if part.is_file() else None)
+            return CelebAFiles(path.resolve(), layout, imgs.resolve(), attr.resolve(),
+                               part.resolve() if part.is_file() else None)
     looked = '; '.join(f"{l}: {path/s/i}/ + {path/s/a}" for l, (s, i, a, _) in LAYOUTS.items())
     found = [str(path/s/i) for s, i, a, _ in LAYOUTS.values() if (path/s/i).is_dir()]
     what = (f"Found images in {found[0]} but no attribute list next to it: download list_attr_celeba.txt into that "
@@ -171,16 +173,18 @@ def _rows_to_attrs(rows, p):
 
 def _read_attr_txt(p):
     lines = _lines(p)
-    if len(lines) < 2: raise FaceVAEError(f"{p} has {len(lines)} line(s): expected the image count, the 40 attribute names, then one row per image.")
+    if len(lines) < 2: raise FaceVAEError(f"{p} has {len(lines)} line(s): expected the image "
+                                          "count, the 40 attribute names, then one row per image.")
     (n1, l1), (n2, l2) = lines[:2]
     try: count = int(l1.split()[0])
-    except ValueError: raise FaceVAEError(f"{p} line {n1}: expected the number of images, found {l1[:40]!r}. Is this CelebA's list_attr_celeba.txt?") from None
+    except ValueError: raise FaceVAEError(f"{p} line {n1}: expected the number of images, found "
+                                          f"{l1[:40]!r}. Is this CelebA's list_attr_celeba.txt?") from None
     cols, rows = _columns(l2.split(), p, n2), []
     for n, l in lines[2:]:
         parts = l.split()
         if len(parts) != 41:
-            raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or -1 per attribute). "
-                               f"Fix or delete that line, or re-download the file.")
+            raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or "
+                               "-1 per attribute). Fix or delete that line, or re-download the file.")
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
     rows = _first_rows(rows, p)
     if count != len(rows):
@@ -189,14 +193,15 @@ def _read_attr_txt(p):
 
 def _read_attr_csv(p):
     lines = _lines(p)
-    if not lines: raise FaceVAEError(f"{p} is empty: expected a header 'image_id,5_o_Clock_Shadow,...' and one row per image.")
+    if not lines: raise FaceVAEError(f"{p} is empty: expected a header "
+                                     "'image_id,5_o_Clock_Shadow,...' and one row per image.")
     header = next(csv.reader([lines[0][1]]))
     cols, rows = _columns([h.strip() for h in header[1:]], p, lines[0][0]), []
     for n, l in lines[1:]:
         parts = [x.strip() for x in next(csv.reader([l]))]
         if len(parts) != 41:
-            raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or -1 per attribute). "
-                               f"Fix or delete that line, or re-download the file.")
+            raise FaceVAEError(f"{p} line {n}: {parts[0]} has {len(parts)-1} values, expected 40 (one 1 or "
+                               "-1 per attribute). Fix or delete that line, or re-download the file.")
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
     rows = _first_rows(rows, p)
     return [r[0] for r in rows], _rows_to_attrs(rows, p)
@@ -209,8 +214,9 @@ def _read_partition(p):
     for n, l in lines:
         parts = [x.strip() for x in (l.split(',') if is_csv else l.split())]
         if len(parts) != 2 or parts[1] not in ('0', '1', '2'):
-            raise FaceVAEError(f"{p} line {n}: expected 'NAME PARTITION' with partition 0 (train), 1 (valid) or 2 (test), "
-                               f"found {l.strip()[:60]!r}. Fix that line, or delete the file to use CelebA's official split by id.")
+            raise FaceVAEError(f"{p} line {n}: expected 'NAME PARTITION' with partition 0 (train), "
+                               f"1 (valid) or 2 (test), found {l.strip()[:60]!r}. Fix that line, "
+                               "or delete the file to use CelebA's official split by id.")
         out[parts[0]] = int(parts[1])
     return out
 
@@ -244,7 +250,8 @@ def read_celeba(path:str|Path, # a CelebA folder (official, torchvision or Kaggl
         ex = ', '.join(names[i] for i in absent[:5]) + (', ...' if len(absent) > 5 else '')
         msg = (f"{f.attr_file} lists {len(absent)} of {len(names)} images that are not in {f.image_dir} ({ex})")
         if strict or len(absent) == len(names):
-            raise FaceVAEError(msg + ". Check the image folder is complete (re-download or unzip it), or remove those rows.")
+            raise FaceVAEError(msg + ". Check the image folder is complete "
+                                     "(re-download or unzip it), or remove those rows.")
         warnings.warn(msg + "; they are left out.", FaceVAEWarning)
         keep = np.setdiff1d(np.arange(len(names)), absent)
         names, attrs = [names[i] for i in keep], attrs[keep]
@@ -265,8 +272,8 @@ def check_image_size(image_size:int # side of the square faces in pixels
     "`image_size` if the model can take it (a multiple of 16 from 16 to 512), else a clear error."
     ok = not isinstance(image_size, bool) and isinstance(image_size, (int, np.integer))
     if not (ok and 16 <= image_size <= 512 and image_size % 16 == 0):
-        raise FaceVAEError(f"image_size={image_size!r} is not a size the model can take: use a multiple of 16 from 16 to 512, "
-                           "such as 64 (the default) or 128.")
+        raise FaceVAEError(f"image_size={image_size!r} is not a size the model can take: use a "
+                           "multiple of 16 from 16 to 512, such as 64 (the default) or 128.")
     return int(image_size)
 
 def crop_box(w:int, # image width
@@ -281,7 +288,8 @@ def crop_box(w:int, # image width
 def _load_face_jpeg(data, image_size, crop_frac):
     "Fast path: decode JPEG bytes in C++, crop by slicing, average k x k blocks; None when the crop is not k:1."
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', DeprecationWarning)   # torchvision 0.29 deprecates its decoders; if they go, PIL takes over
+        # torchvision 0.29 deprecates its decoders; if they go, PIL takes over
+        warnings.simplefilter('ignore', DeprecationWarning)
         from torchvision.io import decode_jpeg, ImageReadMode
         x = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     H, W = x.shape[1:]
@@ -303,9 +311,11 @@ def _load_face_pil(path, image_size, crop_frac):
         W, H = im.size
         l, t, r, b = crop_box(W, H, crop_frac)
         if im.mode in ('I', 'F') or im.mode.startswith('I;'):
-            raise ValueError(f"{im.mode} images (16-bit or floating-point greyscale) are not supported: save it as 8-bit")
+            raise ValueError(f"{im.mode} images (16-bit or floating-point "
+                             "greyscale) are not supported: save it as 8-bit")
         if (r - l) < image_size/4:
-            raise ValueError(f"{W}x{H} pixels is too small for a {image_size}px face (its crop would be enlarged more than 4x)")
+            raise ValueError(f"{W}x{H} pixels is too small for a {image_size}px "
+                             "face (its crop would be enlarged more than 4x)")
         u = (r - l)/image_size                          # source pixels per output pixel
         l, t = round(l/u)*u, round(t/u)*u               # snap the crop to the output pixel grid, so every scale agrees
         k = 1.
@@ -315,7 +325,8 @@ def _load_face_pil(path, image_size, crop_frac):
         im = im.convert('RGB')
         if abs(u/k - 1) < 1e-6:   # one decoded pixel per output pixel: a plain crop, no resampling
             l, t = int(round(l/k)), int(round(t/k)); im = im.crop((l, t, l + image_size, t + image_size))
-        else: im = im.resize((image_size, image_size), Image.BICUBIC, box=(l/k, t/k, (l + u*image_size)/k, (t + u*image_size)/k), reducing_gap=None)
+        else: im = im.resize((image_size, image_size), Image.BICUBIC,
+                             box=(l/k, t/k, (l + u*image_size)/k, (t + u*image_size)/k), reducing_gap=None)
         return np.asarray(im).transpose(2, 0, 1).copy()
 
 # %% ../nbs/01_data.ipynb #99e177a1
@@ -346,10 +357,12 @@ def _images_sig(d:Path) -> list:
 def _cache_key(f:CelebAFiles, image_size, crop_frac):
     "What a cache depends on: if any of it changes, the cache is rebuilt."
     return dict(version=CACHE_VERSION, source=str(f.root), layout=f.layout, image_dir=str(f.image_dir),
-                attr_file=_file_sig(f.attr_file), partition_file=_file_sig(f.partition_file), images=_images_sig(f.image_dir),
+                attr_file=_file_sig(f.attr_file), partition_file=_file_sig(f.partition_file),
+                images=_images_sig(f.image_dir),
                 image_size=int(image_size), crop_frac=round(float(crop_frac), 9))
 
-_TEMPORARIES = ('.images.npy.*.tmp', '.images.npy.*.tmp.good', '.labels.npz.*.tmp', '.meta.json.*.tmp', '.facevae-write-check.*')
+_TEMPORARIES = ('.images.npy.*.tmp', '.images.npy.*.tmp.good', '.labels.npz.*.tmp', '.meta.json.*.tmp',
+                '.facevae-write-check.*')
 
 @contextlib.contextmanager
 def _build_lock(folder:Path):
@@ -392,8 +405,9 @@ class FaceCache:
         "Indices of the faces in `split` ('train', 'valid', 'test', 'all'); `holdout=N`: 'valid' is the last N by name, 'train' the rest."
         split = {'val': 'valid', 'validation': 'valid'}.get(split, split)
         if holdout and split == 'test':
-            raise FaceVAEError(f"with holdout={holdout} the held-out faces are the 'valid' split and there is no separate "
-                               "test split (the official one overlaps the training faces); use the 'valid' split (--split valid)")
+            raise FaceVAEError(f"with holdout={holdout} the held-out faces are the 'valid' split "
+                               "and there is no separate test split (the official one overlaps "
+                               "the training faces); use the 'valid' split (--split valid)")
         if holdout and split in ('train', 'valid'):
             order = torch.tensor(sorted(range(len(self)), key=self.names.__getitem__), dtype=torch.long)
             return order[-holdout:] if split == 'valid' else order[:-holdout]
@@ -485,7 +499,8 @@ def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle
                ) -> FaceCache:
     "Decode the CelebA folder `src` once into a memory-mappable uint8 cache (reused while its meta matches)."
     image_size = check_image_size(image_size)
-    if not 0 < crop_frac <= 1: raise FaceVAEError(f"crop_frac={crop_frac!r} must be in (0, 1]: the side of the centred square as a fraction of the width (default 128/178).")
+    if not 0 < crop_frac <= 1: raise FaceVAEError(f"crop_frac={crop_frac!r} must be in (0, 1]: the side of the "
+                                                  "centred square as a fraction of the width (default 128/178).")
     f = find_celeba(src)
     key, folder = _cache_key(f, image_size, crop_frac), Path(cache) if cache else _default_cache(f, image_size, crop_frac)
     if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)
@@ -499,7 +514,8 @@ def _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress
     "Decode every image of `src` into `folder` (holding its build lock)."
     t0 = time.time()
     ix = read_celeba(src, strict=strict)
-    (folder/'meta.json').unlink(missing_ok=True)   # from here until the end, the folder does not look like a valid cache
+    # from here until the end, the folder does not look like a valid cache
+    (folder/'meta.json').unlink(missing_ok=True)
     if progress is None: progress = sys.stderr.isatty() and not in_test()
     paths, n, S = ix.paths(), len(ix), image_size
     with atomic_path(folder/'images.npy') as raw:
@@ -530,13 +546,15 @@ def _finish(ix, keep, errs, key, folder, secs):
     names = [ix.names[i] for i in keep]
     with atomic_path(folder/'labels.npz') as tmp:
         with open(tmp, 'wb') as fh:
-            np.savez(fh, attrs=ix.attrs.numpy()[keep], partition=ix.partition.numpy()[keep].astype(np.int8), names=np.array(names))
+            np.savez(fh, attrs=ix.attrs.numpy()[keep], partition=ix.partition.numpy()[keep].astype(np.int8),
+                     names=np.array(names))
     skipped = [[ix.names[i], why] for i, why in errs]
     meta = dict(key, n=len(names), skipped=skipped, n_skipped=len(skipped), absent=list(ix.absent)[:100],
                 n_absent=len(ix.absent), build_seconds=round(secs, 2), built=time.strftime('%Y-%m-%d %H:%M:%S'))
     atomic_write_text(folder/'meta.json', json.dumps(meta, indent=1))
     _warn_skipped(meta, folder)
-    return FaceCache(np.load(folder/'images.npy', mmap_mode='r'), ix.attrs[torch.from_numpy(keep)], ix.partition[torch.from_numpy(keep)], names, meta, folder)
+    return FaceCache(np.load(folder/'images.npy', mmap_mode='r'), ix.attrs[torch.from_numpy(keep)],
+                     ix.partition[torch.from_numpy(keep)], names, meta, folder)
 
 # %% ../nbs/01_data.ipynb #50418bfb
 def _warn_skipped(meta:dict, folder:Path):
@@ -544,8 +562,9 @@ def _warn_skipped(meta:dict, folder:Path):
     sk = meta.get('skipped') or []
     if not sk: return
     ex = '; '.join(f'{n} ({why[:60]})' for n, why in sk[:3]) + ('; ...' if len(sk) > 3 else '')
-    warnings.warn(f"{len(sk)} of {meta['n'] + len(sk)} images in {meta['image_dir']} could not be decoded and are left out: {ex}. "
-                  f"They are listed in {folder/'meta.json'}; fix or replace them and the next run rebuilds the cache (or force it with --rebuild-cache).",
+    warnings.warn(f"{len(sk)} of {meta['n'] + len(sk)} images in {meta['image_dir']} could not be "
+                  f"decoded and are left out: {ex}. They are listed in {folder/'meta.json'}; fix or "
+                  "replace them and the next run rebuilds the cache (or force it with --rebuild-cache).",
                   FaceVAEWarning)
 
 def _reused(fc:FaceCache) -> FaceCache:
@@ -576,11 +595,13 @@ class FaceLoader:
         if indices is None or isinstance(indices, str): self.indices = cache.indices(indices or 'all')
         else: self.indices = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         if self.bs < 1: raise FaceVAEError(f"batch_size={batch_size} must be at least 1.")
-        if not 0 <= self.rank < self.world_size: raise FaceVAEError(f"rank={rank} must be in 0..world_size-1 (world_size={world_size}).")
+        if not 0 <= self.rank < self.world_size: raise FaceVAEError(f"rank={rank} must be in "
+                                                                    f"0..world_size-1 (world_size={world_size}).")
         self.n = len(self.indices)//self.world_size   # images per shard per epoch: equal for every rank
         if len(self) == 0:
-            raise FaceVAEError(f"{len(self.indices)} faces{f' ({indices})' if isinstance(indices, str) else ''} make no batch of "
-                               f"{self.bs}{f' per rank of {world_size}' if world_size > 1 else ''}: use a smaller batch size (--batch-size) or more faces.")
+            raise FaceVAEError(f"{len(self.indices)} faces{f' ({indices})' if isinstance(indices, str) else ''} make "
+                               f"no batch of {self.bs}{f' per rank of {world_size}' if world_size > 1 else ''}: use a "
+                               "smaller batch size (--batch-size) or more faces.")
 
     def __len__(self): return self.n//self.bs if self.drop_last else math.ceil(self.n/self.bs)
     def __repr__(self): return f'FaceLoader({self.n} faces/epoch, {len(self)} batches of {self.bs}, {self.device}, rank {self.rank}/{self.world_size})'

@@ -59,7 +59,8 @@ def _grid(win):
 _HAIR = torch.tensor([[.08, .07, .07], [.93, .80, .50], [.42, .26, .14], [.68, .68, .68]])
 _SKIN_LIGHT, _SKIN_DARK, _SKIN_PALE = torch.tensor([.92, .74, .60]), torch.tensor([.42, .28, .20]), torch.tensor([.99, .89, .83])
 _EYES = torch.tensor([[.35, .22, .12], [.25, .45, .70], [.30, .50, .30], [.15, .10, .08]])
-_NOISE = torch.randn(101, 1, *FACE_SIZE, generator=torch.Generator().manual_seed(0))*.012  # film grain, one of 101 per face
+# film grain, one of 101 per face
+_NOISE = torch.randn(101, 1, *FACE_SIZE, generator=torch.Generator().manual_seed(0))*.012
 
 def _face_params(attrs, generator):
     "Everything random about each face, drawn in a fixed order whatever the attributes: a dict of (B,...) tensors."
@@ -73,7 +74,8 @@ def _face_params(attrs, generator):
              mouth_w=R(5, 7))
     gray = torch.full((B, 3), .5)
     p.update(bg1=torch.lerp(gray, C(), .75), bg2=torch.lerp(gray, C(), .75), shirt=C()*.8, hatc=C()*.9, frame=C()*.25,
-             eye=_EYES[torch.randint(0, 4, (B,), generator=generator)], noise=torch.randint(0, 101, (B,), generator=generator))
+             eye=_EYES[torch.randint(0, 4, (B,), generator=generator)],
+             noise=torch.randint(0, 101, (B,), generator=generator))
     hk = torch.stack([attrs[:, attr_index(n)] for n in ['Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Gray_Hair']], 1).float()
     hk[:, 2] += (hk.sum(1) == 0).float()   # no hair colour given: brown
     p['hair'] = (hk @ _HAIR)*p['hair_v']
@@ -87,12 +89,14 @@ def _rgb(B, *c): return torch.tensor([c], dtype=torch.float32).expand(B, 3)
 def _layout(p):
     "Where the face is, for every layer: centre (cx, cy), radii (frx, fry), scale s, eye line ey and eye spacing eye_dx."
     s, cx, cy = p['s'], 44.5 + p['dx'], 62 + p['dy']
-    return dict(s=s, cx=cx, cy=cy, frx=s*(p['frx'] + 1.5*p['male']), fry=s*p['fry'], ey=cy - 6.5*s, eye_dx=s*p['eye_dx'])
+    return dict(s=s, cx=cx, cy=cy, frx=s*(p['frx'] + 1.5*p['male']), fry=s*p['fry'], ey=cy - 6.5*s,
+                eye_dx=s*p['eye_dx'])
 
 def _background(p):
     "A vertical gradient between two colours: the canvas (B,3,H,W) the other layers draw on."
     (H, W), g = FACE_SIZE, torch.linspace(0, 1, FACE_SIZE[0]).view(1, 1, FACE_SIZE[0], 1)
-    return torch.lerp(p['bg1'][:, :, None, None], p['bg2'][:, :, None, None], g).expand(len(p['s']), 3, H, W).contiguous()
+    return torch.lerp(p['bg1'][:, :, None, None], p['bg2'][:, :, None, None], g).expand(len(p['s']),
+                                                                                        3, H, W).contiguous()
 
 def _body(img, p, L):
     "Long hair (women) behind the head, then shirt and neck."
@@ -115,9 +119,11 @@ def _head(img, p, L):
     face = _ell(X, Y, cx, cy, frx, fry)
     q = torch.add(((X - cx)/frx).square_(), ((Y - cy)/fry).square_()).clamp_(0, 1)
     _over(img, win, face*(1 - .22*q), skin)
-    _over(img, win, (1 - p['no_beard'])*face*((Y - (cy + 9*s))/3).clamp(0, 1)*.85, hair*.9)   # the lower face in the hair colour
+    # the lower face in the hair colour
+    _over(img, win, (1 - p['no_beard'])*face*((Y - (cy + 9*s))/3).clamp(0, 1)*.85, hair*.9)
     win = (58, 82, 22, 67); X, Y = _grid(win)
-    rosy = p['rosy_cheeks']*.45*torch.maximum(_ell(X, Y, cx - 11*s, cy + 8*s, 4*s, 3*s, 3), _ell(X, Y, cx + 11*s, cy + 8*s, 4*s, 3*s, 3))
+    rosy = p['rosy_cheeks']*.45*torch.maximum(_ell(X, Y, cx - 11*s, cy + 8*s, 4*s, 3*s, 3),
+                                              _ell(X, Y, cx + 11*s, cy + 8*s, 4*s, 3*s, 3))
     _over(img, win, rosy, _rgb(len(s), .95, .35, .40))
 
 def _eyes(img, p, L):
@@ -142,7 +148,8 @@ def _mouth(img, p, L):
     s, cx, smile, B = L['s'], L['cx'], p['smiling'], len(L['s'])
     win = (66, 88, 28, 62); X, Y = _grid(win)
     my, mw = L['cy'] + 13.5*s, s*p['mouth_w']
-    lips = torch.where(p['wearing_lipstick'].view(B, 1) > 0, torch.tensor([.78, .10, .22]), p['skin']*torch.tensor([.62, .4, .4]))
+    lips = torch.where(p['wearing_lipstick'].view(B, 1) > 0, torch.tensor([.78, .10, .22]),
+                       p['skin']*torch.tensor([.62, .4, .4]))
     line = _ell(X, Y, cx, my, mw, 1.3*s, .6)
     sw = mw + 2.5*s   # a smile is wider, and curves up at the corners
     ring = (_ell(X, Y, cx, my - 5*s, sw, 6.6*s, .6) - _ell(X, Y, cx, my - 6.8*s, sw, 6*s, .6)).clamp_(0, 1)

@@ -50,7 +50,8 @@ DEFAULT_WEIGHTS = (-3, -2, -1, 0, 1, 2, 3, 4)
 
 def _vector(vectors:dict, name) -> torch.Tensor:
     name = CELEBA_ATTRS[attr_index(name)]
-    if name not in vectors: raise FaceVAEError(f"no vector for {name!r}; the vectors at hand are for: {', '.join(sorted(vectors))}")
+    if name not in vectors: raise FaceVAEError(f"no vector for {name!r}; the vectors at hand "
+                                               f"are for: {', '.join(sorted(vectors))}")
     return vectors[name]
 
 def attribute_strip(model, # a trained VAE
@@ -119,7 +120,8 @@ def read_photo(path, # a photo file of any size
     p, name = Path(path).expanduser(), name or str(path)
     if not p.is_file(): raise FaceVAEError(f"image {name!r} not found; give the path of a photo (JPEG, PNG, ...)")
     try: x = load_face(p, image_size)
-    except Exception as e: raise FaceVAEError(f"cannot read {name!r} as an image ({type(e).__name__}); give a JPEG or PNG photo") from None
+    except Exception as e: raise FaceVAEError(f"cannot read {name!r} as an image "
+                                              f"({type(e).__name__}); give a JPEG or PNG photo") from None
     return torch.from_numpy(x)[None].float().div(255)
 
 def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and the faces it was trained on)
@@ -139,7 +141,8 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
         raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)" + (", not both" if image is not None else ""))
     attrs, name = parse_attrs(attr), (_names([strip])[0] if strip else None)
     ws = _parse_weights(weights) if name else None
-    if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT (repeatable) and/or --strip NAME")
+    if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "
+                                                      "(repeatable) and/or --strip NAME")
     _check_method(method, balanced); keep = _names(keep)
     model = load_run(run, device=get_device(device))
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
@@ -147,7 +150,8 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     else:
         faces = run_faces(run); idx = run_split(run, faces, 'valid')
         if not 0 <= int(index) < len(idx):
-            raise FaceVAEError(f"index {index} is out of range: the validation split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
+            raise FaceVAEError(f"index {index} is out of range: the validation split "
+                               f"of {run} has {len(idx)} faces (0 to {len(idx)-1})")
         x = faces.get(idx[int(index)])
     V = run_vectors(run, method, balanced, keep, model=model)
     z0 = to_codes(model, x)
@@ -174,5 +178,6 @@ def edit_strip_to_file(run:str|Path, # a run folder
         return torch.cat([idx[~has], idx[has]])[:n]
     x = torch.cat([attribute_strip(model, to_codes(model, faces.get(lacking(k))), k, V, ws) for k in names])
     labels = [f'+{k}' if i == 0 else '' for k in names for i in range(min(n, len(idx)))]
-    fig = plot_grid(x, len(ws), labels, [f'{w:g}' for w in ws], 'attribute vectors added with weight w (0: reconstruction)')
+    fig = plot_grid(x, len(ws), labels, [f'{w:g}' for w in ws], 'attribute vectors added with '
+                                                                'weight w (0: reconstruction)')
     return save_fig(fig, out)

@@ -94,9 +94,11 @@ def run_faces(run:str|Path, # a run folder written by `run_training`
     if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown; pass the data explicitly")
     if str(src) == 'generated':
         n = spec.get('n_faces') if data is None else None
-        return open_faces('generated', image_size=size, n=n)   # the faces every run trains on (face seed 0; --seed is the run's)
+        # the faces every run trains on (face seed 0; --seed is the run's)
+        return open_faces('generated', image_size=size, n=n)
     if not Path(src).expanduser().exists():
-        raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more; pass the data folder explicitly")
+        raise FaceVAEError(f"the run {run} was trained on {src}, which is not "
+                           "there any more; pass the data folder explicitly")
     return open_faces(src, image_size=size)
 
 # %% ../nbs/06_generate.ipynb #edaf5628
@@ -109,8 +111,8 @@ def run_split(run:str|Path, # a run folder written by `run_training`
     holdout = read_json(cfg).get('data', {}).get('holdout') if cfg.is_file() else None
     idx = faces.indices(split, holdout)
     if len(idx) == 0:
-        raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA subset may lie "
-                           "entirely in the official training split); use split 'train' or 'all'")
+        raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA "
+                           "subset may lie entirely in the official training split); use split 'train' or 'all'")
     return idx
 
 # %% ../nbs/06_generate.ipynb #66bba503
@@ -174,11 +176,13 @@ def add_vectors(z:torch.Tensor, # codes (N, D)
                ) -> torch.Tensor:
     "The codes moved along named directions, z + sum_k w_k vectors[k]; `z` itself when `attrs` is empty."
     if not attrs: return z
-    if vectors is None: raise FaceVAEError("adding attributes needs their vectors: pass vectors=run_vectors(run) (facevae_nb.arithmetic)")
+    if vectors is None: raise FaceVAEError("adding attributes needs their vectors: pass "
+                                           "vectors=run_vectors(run) (facevae_nb.arithmetic)")
     lower = {str(k).lower(): k for k in vectors}
     keys = [k if k in vectors else lower.get(str(k).lower()) for k in attrs]
     missing = [k for k, v in zip(attrs, keys) if v is None]
-    if missing: raise FaceVAEError(f"no vector for {', '.join(map(repr, missing))}; the vectors at hand are for: {', '.join(sorted(vectors))}")
+    if missing: raise FaceVAEError(f"no vector for {', '.join(map(repr, missing))}; the "
+                                   f"vectors at hand are for: {', '.join(sorted(vectors))}")
     return z + sum(float(w)*vectors[k].to(z) for k, w in zip(keys, attrs.values()))
 
 def sample_faces(model, # a trained VAE
@@ -250,7 +254,8 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
                   ) -> Path:
     "Sample `n` faces from the model of `run` (optionally with added attributes) and save them as one PNG grid; returns the path."
-    check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)    # the project's shared rules, before anything slow
+    # the project's shared rules, before anything slow
+    check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)
     attrs = vectors = None
     if attr:
         from facevae_nb.arithmetic import parse_attrs, run_vectors   # imported here: arithmetic builds on this module

@@ -35,7 +35,8 @@ class ClassifierConfig:
     n_attrs:int=40 # outputs: CelebA's 40 attributes
     def __post_init__(self): self.widths = tuple(int(w) for w in self.widths)
 
-def _cbr(ci, co, k, s): return [nn.Conv2d(ci, co, k, s, (k - 1)//2 if s == 1 else 1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
+def _cbr(ci, co, k, s): return [nn.Conv2d(ci, co, k, s, (k - 1)//2 if s == 1 else 1, bias=False), nn.BatchNorm2d(co),
+                                nn.ReLU(inplace=True)]
 
 class AttrClassifier(nn.Module):
     "A small CNN for CelebA's 40 attributes: images (N,3,H,W) in [0,1] to 40 logits."
@@ -114,7 +115,8 @@ def train_classifier(faces, # a `FaceCache` (from `open_faces` or `run_faces`)
     "Train an `AttrClassifier` on the labels of `faces` with augmentation and balanced BCE; returned in eval mode."
     quiet = in_test() if quiet is None else quiet
     idx = faces.indices(split, holdout) if index is None else torch.as_tensor(index).long()
-    if len(idx) < 2: raise FaceVAEError(f"train_classifier needs at least 2 faces, got {len(idx)}; check the split / index")
+    if len(idx) < 2: raise FaceVAEError("train_classifier needs at least 2 faces, "
+                                        f"got {len(idx)}; check the split / index")
     seed_everything(seed); dev = get_device(device)
     clf = AttrClassifier(config or ClassifierConfig(image_size=faces.image_size)).to(dev).to(memory_format=torch.channels_last)
     x_all, y_all = _images_of(faces, idx), faces.attrs[idx].float()
@@ -132,7 +134,8 @@ def train_classifier(faces, # a `FaceCache` (from `open_faces` or `run_faces`)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); tot += loss.item()
         if not quiet: print(f'epoch {ep + 1}/{epochs}: loss {tot/max(spe, 1):.4f} ({time.perf_counter() - t0:.0f} s)')
     clf.eval(); clf.to(memory_format=torch.contiguous_format)
-    clf.info = dict(n_train=len(idx), epochs=epochs, batch_size=bs, lr=lr, seed=seed, seconds=round(time.perf_counter() - t0, 1))
+    clf.info = dict(n_train=len(idx), epochs=epochs, batch_size=bs, lr=lr, seed=seed,
+                    seconds=round(time.perf_counter() - t0, 1))
     return clf
 
 # %% ../nbs/12_measure.ipynb #cb3e6881
@@ -176,7 +179,8 @@ def save_classifier(clf:AttrClassifier, # a trained classifier
     f, j = _clf_paths(path)
     sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in clf.state_dict().items()}
     with atomic_path(f) as tmp: save_file(sd, str(tmp), metadata=dict(format=_CLF_FORMAT))
-    meta = dict(format=_CLF_FORMAT, config=asdict(clf.config), attrs=list(CELEBA_ATTRS), **getattr(clf, 'info', {}), **(info or {}))
+    meta = dict(format=_CLF_FORMAT, config=asdict(clf.config), attrs=list(CELEBA_ATTRS),
+                **getattr(clf, 'info', {}), **(info or {}))
     atomic_write_text(j, json.dumps(meta, indent=1))
     return f
 
@@ -187,9 +191,11 @@ def load_classifier(path:str|Path, # a folder or .safetensors file written by `s
     from safetensors.torch import load_file
     f, j = _clf_paths(path)
     if not (f.is_file() and j.is_file()):
-        raise FaceVAEError(f"no attribute classifier at {f} (+ {j.name}): train one with train_classifier and save_classifier")
+        raise FaceVAEError(f"no attribute classifier at {f} (+ {j.name}): train "
+                           "one with train_classifier and save_classifier")
     meta = read_json(j)
-    if meta.get('format') != _CLF_FORMAT: raise FaceVAEError(f"{j} is not an attribute-classifier file (format {meta.get('format')!r})")
+    if meta.get('format') != _CLF_FORMAT: raise FaceVAEError(f"{j} is not an attribute-classifier "
+                                                             f"file (format {meta.get('format')!r})")
     clf = AttrClassifier(ClassifierConfig(**meta['config']))
     clf.load_state_dict(load_file(str(f)))
     clf.info = {k: v for k, v in meta.items() if k not in ('format', 'config', 'attrs')}
@@ -219,7 +225,8 @@ def uncorrelated_attrs(corr:torch.Tensor, # label correlations (40,40)
 def _vector(vectors, name):
     "The (D,) vector of `name` from a dict {name: (D,)} or a (40, D) tensor."
     if isinstance(vectors, dict):
-        if name not in vectors: raise FaceVAEError(f"no vector for {name!r} among {len(vectors)} vectors; compute it first (e.g. run_vectors)")
+        if name not in vectors: raise FaceVAEError(f"no vector for {name!r} among {len(vectors)} "
+                                                   "vectors; compute it first (e.g. run_vectors)")
         return torch.as_tensor(vectors[name]).float()
     return torch.as_tensor(vectors)[attr_index(name)].float()
 
@@ -256,7 +263,8 @@ def edit_report(model, # a trained VAE
             if p0 is None: p0 = p
             d = (p - p0).abs()
             rows.append(dict(attr=name, weight=w, n=len(pick), success=float((p[:, t] >= 0.5).float().mean()),
-                             success0=float((p0[:, t] >= 0.5).float().mean()), drift=float(d[:, unc].mean()) if unc.any() else 0.,
+                             success0=float((p0[:, t] >= 0.5).float().mean()),
+                             drift=float(d[:, unc].mean()) if unc.any() else 0.,
                              drift_all=float(d[:, others].mean()), n_uncorrelated=int(unc.sum())))
     return rows
 
@@ -282,7 +290,8 @@ def success_point(rows:list, # from `edit_report` (or already summarised)
             return dict(weight=b['weight'], success=b['success'], drift=b['drift'], drift_all=b['drift_all'],
                         weight_at=lerp('weight'), drift_at=lerp('drift'), drift_all_at=lerp('drift_all'))
     nan = float('nan')
-    return dict(weight=nan, success=max(r['success'] for r in s), drift=nan, drift_all=nan, weight_at=nan, drift_at=nan, drift_all_at=nan)
+    return dict(weight=nan, success=max(r['success'] for r in s), drift=nan, drift_all=nan, weight_at=nan,
+                drift_at=nan, drift_all_at=nan)
 
 # %% ../nbs/12_measure.ipynb #afd12d37
 def plot_success_drift(reports:dict, # {label: rows from `edit_report`}, e.g. one per method
@@ -324,5 +333,6 @@ def report_markdown(reports:dict, # {label: rows from `edit_report`}
     if per_weight:
         L += ['', '| vectors | weight | success (recon: w=0) | drift uncorr. | drift all 39 |', '|---|---|---|---|---|']
         for label, rows in reports.items():
-            for r in summarize_report(rows): L.append(f"| {label} | {r['weight']:g} | {r['success']:.3f} | {r['drift']:.3f} | {r['drift_all']:.3f} |")
+            for r in summarize_report(rows): L.append(f"| {label} | {r['weight']:g} | {r['success']:.3f} "
+                                                      f"| {r['drift']:.3f} | {r['drift_all']:.3f} |")
     return '\n'.join(L)

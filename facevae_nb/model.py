@@ -9,8 +9,8 @@ from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'ResBlock', 'VAE', 'evaluating', 'make_vae', 'unwrap_model',
-           'save_vae', 'vae_metadata', 'load_vae', 'load_run']
+__all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'VAE', 'evaluating', 'make_vae', 'unwrap_model', 'save_vae',
+           'vae_metadata', 'load_vae', 'load_run', 'ResBlock']
 
 # %% ../nbs/03_model.ipynb #0de32352
 import torch
@@ -39,11 +39,14 @@ class VAEConfig:
     sigma_min:float=1e-3 # floor for the optimal sigma
     def __post_init__(self):
         w, b = self.widths, self.blocks
-        if not isinstance(w, (list, tuple)): raise FaceVAEError(f"widths={w!r}: give the channels of each stage, e.g. (32, 64, 128, 256)")
-        check_options(widths=w, blocks=b, image_size=self.image_size, latent_dim=self.latent_dim)   # the one set of rules
+        if not isinstance(w, (list, tuple)): raise FaceVAEError(f"widths={w!r}: give the channels of "
+                                                                "each stage, e.g. (32, 64, 128, 256)")
+        # the one set of rules
+        check_options(widths=w, blocks=b, image_size=self.image_size, latent_dim=self.latent_dim)
         self.widths, self.image_size, self.latent_dim = tuple(int(x) for x in w), int(self.image_size), int(self.latent_dim)
         self.blocks = tuple(int(x) for x in b) if isinstance(b, (list, tuple)) else (int(b),)*len(self.widths)
-        if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per stage ({len(self.widths)})")
+        if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per "
+                                                                    f"stage ({len(self.widths)})")
         if self.norm not in ('batch', 'group', 'none'): raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
         if self.act not in ('leaky', 'silu'): raise FaceVAEError(f"act={self.act!r}: use 'leaky' or 'silu'")
         if self.up not in ('convT', 'nearest'): raise FaceVAEError(f"up={self.up!r}: use 'convT' or 'nearest'")
@@ -59,7 +62,8 @@ class VAEConfig:
 
 # %% ../nbs/03_model.ipynb #5d6f3986
 PRESETS = {
-    'seed': dict(latent_dim=200, widths=(32, 64, 128, 256), blocks=0, norm='batch', decoder_norm=False, act='leaky', up='convT',
+    'seed': dict(latent_dim=200, widths=(32, 64, 128, 256), blocks=0, norm='batch', decoder_norm=False,
+                 act='leaky', up='convT',
                  init='xavier', recon='sse', sigma=math.sqrt(0.5)),
     'default': dict(latent_dim=200, widths=(32, 64, 128, 256), blocks=0, norm='none', decoder_norm=False, act='silu',
                     up='convT', init='default', recon='gaussian', sigma='optimal'),
@@ -91,17 +95,6 @@ def _norm(kind, c):
     return nn.Identity()
 
 def _act(kind): return nn.LeakyReLU() if kind == 'leaky' else nn.SiLU()
-
-# %% ../nbs/03_model.ipynb #492a0e08
-class ResBlock(nn.Module):
-    "Pre-activation residual block: x + conv(act(norm(conv(act(norm(x)))))); starts as the identity."
-    def __init__(self, c:int, # channels in and out
-                 norm:str='group', act:str='silu'):
-        super().__init__()
-        self.body = nn.Sequential(_norm(norm, c), _act(act), nn.Conv2d(c, c, 3, padding=1),
-                                  _norm(norm, c), _act(act), nn.Conv2d(c, c, 3, padding=1))
-        nn.init.zeros_(self.body[-1].weight); nn.init.zeros_(self.body[-1].bias)
-    def forward(self, x): return x + self.body(x)
 
 # %% ../nbs/03_model.ipynb #8e55583c
 def _up(kind, ci, co):
@@ -266,7 +259,8 @@ def vae_metadata(path:str|Path # a file written by `save_vae`
     "The metadata of a saved model (the config as a dict under 'config'), without loading the weights."
     from safetensors import safe_open
     path = Path(path)
-    if not path.is_file(): raise FaceVAEError(f"model file {path} does not exist; pass a file written by save_vae / facevae train")
+    if not path.is_file(): raise FaceVAEError(f"model file {path} does not exist; pass a "
+                                              "file written by save_vae / facevae train")
     try:
         with safe_open(str(path), framework='pt') as f: meta = f.metadata() or {}
     except Exception as e:
@@ -288,7 +282,8 @@ def load_vae(path:str|Path, # a .safetensors file written by `save_vae`
     try: model = VAE(VAEConfig(**cfg))
     except TypeError as e: raise FaceVAEError(f"{path}: its config does not match this version of facevae_nb ({e})") from None
     sd = load_file(str(path))
-    for k in ('prior_loc', 'prior_tril'): sd.setdefault(k, getattr(model, k))   # files from before fitted priors: N(0, I)
+    # files from before fitted priors: N(0, I)
+    for k in ('prior_loc', 'prior_tril'): sd.setdefault(k, getattr(model, k))
     try: model.load_state_dict(sd, strict=True)
     except RuntimeError as e: raise FaceVAEError(f"{path}: weights do not match its config: {str(e)[:300]}") from None
     return model.to(get_device(device)).eval()
@@ -303,3 +298,14 @@ def load_run(run_dir:str|Path, # a run folder (containing model.safetensors) or 
     if not f.is_file():
         raise FaceVAEError(f"no model at {f}: train one first (facevae train --out {p}) or check the run folder")
     return load_vae(f, device)
+
+# %% ../nbs/03_model.ipynb #492a0e08
+class ResBlock(nn.Module):
+    "Pre-activation residual block: x + conv(act(norm(conv(act(norm(x)))))); starts as the identity."
+    def __init__(self, c:int, # channels in and out
+                 norm:str='group', act:str='silu'):
+        super().__init__()
+        self.body = nn.Sequential(_norm(norm, c), _act(act), nn.Conv2d(c, c, 3, padding=1),
+                                  _norm(norm, c), _act(act), nn.Conv2d(c, c, 3, padding=1))
+        nn.init.zeros_(self.body[-1].weight); nn.init.zeros_(self.body[-1].bias)
+    def forward(self, x): return x + self.body(x)

@@ -40,8 +40,8 @@ def claim(run:str|Path, # the run folder
     run = Path(run); own = run_files(run); new = [n for n in names if n not in own]
     for n in new:
         if (run/n).exists() or (run/n).is_symlink():
-            raise FaceVAEError(f"{run/n} was not written by facevae, and facevae never overwrites files it did not write: "
-                               "move it away, or use another --out")
+            raise FaceVAEError(f"{run/n} was not written by facevae, and facevae never overwrites "
+                               "files it did not write: move it away, or use another --out")
     if new: _write_manifest(run, own | set(new))
 
 def remove_own(run:str|Path, # the run folder
@@ -91,8 +91,8 @@ def _take_over(lock, info):
     try: os.replace(lock, aside)
     except FileNotFoundError: return
     if _lock_info(aside) == info:
-        print(f"note: {lock.parent} was locked by process {info.get('pid')} on {info.get('host')}, which is not running "
-              "any more; taking the lock over", file=sys.stderr)
+        print(f"note: {lock.parent} was locked by process {info.get('pid')} on "
+              f"{info.get('host')}, which is not running any more; taking the lock over", file=sys.stderr)
     else:
         with contextlib.suppress(OSError): os.link(aside, lock)
     aside.unlink(missing_ok=True)
@@ -112,9 +112,9 @@ def _take_lock(lock:Path) -> dict:
             except FileNotFoundError: continue
             if young: time.sleep(0.05); continue
         elif _alive(info):
-            raise FaceVAEError(f"{lock.parent} is in use by another training (pid {info.get('pid')} on {info.get('host')}, "
-                               f"started {info.get('started')}): wait for it to end, or use another --out "
-                               f"(if that process is gone, delete {lock})")
+            raise FaceVAEError(f"{lock.parent} is in use by another training (pid {info.get('pid')} on "
+                               f"{info.get('host')}, started {info.get('started')}): wait for it to "
+                               f"end, or use another --out (if that process is gone, delete {lock})")
         _take_over(lock, info)
     raise FaceVAEError(f"could not take the lock {lock}: other processes keep taking it; use another --out")
 
@@ -189,7 +189,8 @@ def rng_state() -> dict:
     return dict(torch=torch.get_rng_state(),
                 cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
                 mps=torch.mps.get_rng_state() if torch.backends.mps.is_available() else torch.zeros(0, dtype=torch.uint8),
-                numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)),
+                numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
+                           gauss=float(gauss)),
                 python=dict(version=int(ver), words=torch.tensor(words, dtype=torch.int64), gauss_next=gnext))
 
 def set_rng_state(s:dict # as returned by `rng_state`
@@ -213,7 +214,8 @@ def save_checkpoint(ckdir:str|Path, # the run's `checkpoints/` folder
     "Write weights (safetensors) + state (`weights_only`-loadable), atomically point `last.json` at them, prune older ones."
     ckdir = Path(ckdir); step = int(state['step']); run, sub = ckdir.parent, ckdir.name
     name = f'step{step:08d}'
-    claim(run, *(f'{sub}/{f}' for f in (f'{name}.safetensors', f'{name}.pt', 'last.json', *(['best.json'] if best else []))))
+    claim(run,
+          *(f'{sub}/{f}' for f in (f'{name}.safetensors', f'{name}.pt', 'last.json', *(['best.json'] if best else []))))
     save_vae(model, ckdir/f'{name}.safetensors', metadata={'step': step, 'epoch': state.get('epoch', 0)})
     with atomic_path(ckdir/f'{name}.pt') as tmp: torch.save(state, tmp)
     ptr = json.dumps(dict(step=step, epoch=state.get('epoch'), batch=state.get('batch'),
@@ -236,11 +238,13 @@ def load_checkpoint(ckdir:str|Path, # a run's `checkpoints/` folder
     meta = read_json(ptr)
     wf, sf = ckdir/meta['weights'], ckdir/meta['state']
     for f in (wf, sf):
-        if not f.exists(): raise FaceVAEError(f"{ptr} points at {f.name}, which is missing; the checkpoint folder was modified")
+        if not f.exists(): raise FaceVAEError(f"{ptr} points at {f.name}, which is "
+                                              "missing; the checkpoint folder was modified")
     try: state = torch.load(sf, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise FaceVAEError(f"refusing to load {sf}: it is not a plain-data training state ({str(e).splitlines()[0][:200]}); "
-                           "checkpoints are only ever loaded with torch.load(weights_only=True)") from None
+        raise FaceVAEError(f"refusing to load {sf}: it is not a plain-data training "
+                           f"state ({str(e).splitlines()[0][:200]}); checkpoints are "
+                           "only ever loaded with torch.load(weights_only=True)") from None
     return dict(weights=load_file(str(wf)), state=state, step=meta['step'])
 
 # %% ../nbs/13_runs.ipynb #30955d27

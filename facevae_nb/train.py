@@ -23,7 +23,8 @@ from .model import (VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, 
 from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
 from .data import FaceLoader
 from .faces import open_faces
-from .runs import (LOCK, claim, is_run, open_run, save_checkpoint, load_checkpoint, write_metrics, plot_losses,
+from .runs import (LOCK, claim, is_run, open_run, save_checkpoint, load_checkpoint,
+                             write_metrics, plot_losses,
                              rng_state, set_rng_state)
 
 # %% ../nbs/05_train.ipynb #2d6998be
@@ -142,7 +143,8 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
                 mu, logvar = m.encode(x)
                 mu, logvar = mu.float(), logvar.float()
                 xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
-            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(), kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).to(acc)
+            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(),
+                                kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).to(acc)
             n += len(x)
     if n == 0: raise FaceVAEError("evaluate: the validation loader yielded no images; check the split / holdout size")
     se_mu, se_z, kl = tot.tolist()
@@ -170,14 +172,16 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
     scaler.scale(L['loss']).backward()
     scaler.unscale_(opt)
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float('inf'))
-    ok = torch.isfinite(L['loss']) & (torch.isfinite(gn) | scaler.is_enabled())   # fp16: the scaler skips inf grads itself
+    # fp16: the scaler skips inf grads itself
+    ok = torch.isfinite(L['loss']) & (torch.isfinite(gn) | scaler.is_enabled())
     vals = torch.stack([(~ok).float(), L['loss'].detach(), L['recon'], L['kl'], L['mse'], gn.float()])
     if _dist():                                        # any rank bad -> all skip; log the mean over ranks
         torch.distributed.all_reduce(vals); vals[1:] /= torch.distributed.get_world_size()
     vals = vals.tolist()                               # the one sync per step
     ok = vals[0] == 0
     if ok: scaler.step(opt); scaler.update()
-    elif scaler.is_enabled(): scaler.update(scaler.get_scale()*0.5)   # fp16: halve the scale, and reset unscale_'s state
+    # fp16: halve the scale, and reset unscale_'s state
+    elif scaler.is_enabled(): scaler.update(scaler.get_scale()*0.5)
     opt.zero_grad(set_to_none=True)
     return ok, dict(zip(('loss', 'recon', 'kl', 'mse', 'grad_norm'), vals[1:]))
 
@@ -197,7 +201,8 @@ _SUMS = ('n', 'loss', 'recon', 'kl', 'mse')   # the epoch's running sums: images
 
 class Trainer:
     "The state of one training run; `fit` creates it, optionally `restore`s it, and `run`s it."
-    def __init__(self, model, train_dl, valid_dl=None, cfg=None, out=None, device=None, quiet=None, clock=time.perf_counter):
+    def __init__(self, model, train_dl, valid_dl=None, cfg=None, out=None, device=None, quiet=None,
+                 clock=time.perf_counter):
         self.cfg = cfg = cfg or train_config(unwrap_model(model).config.preset)
         self.dev = dev = get_device(device); self.quiet = in_test() if quiet is None else quiet
         self.rank, self.ws = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if _dist() else (0, 1)
@@ -237,13 +242,16 @@ def restore(self:Trainer) -> bool:
     ck = load_checkpoint(self.out/'checkpoints') if self.out is not None else None
     if ck is None: return False
     w = ck['weights']
-    for k in ('prior_loc', 'prior_tril'): w.setdefault(k, getattr(unwrap_model(self.model), k))   # checkpoints from before fitted priors
+    # checkpoints from before fitted priors
+    for k in ('prior_loc', 'prior_tril'): w.setdefault(k, getattr(unwrap_model(self.model), k))
     unwrap_model(self.model).load_state_dict(w)
     s = ck['state']; self.opt.load_state_dict(s['optimizer']); self.scaler.load_state_dict(s['scaler'])
     self.st.update({k: s[k] for k in self.st if k in s}); set_rng_state(s['rng'])   # older checkpoints lack newer keys
-    if isinstance(self.st['acc'], list): self.st['acc'] = dict(zip(_SUMS, self.st['acc']))   # and kept these sums as a list
+    # and kept these sums as a list
+    if isinstance(self.st['acc'], list): self.st['acc'] = dict(zip(_SUMS, self.st['acc']))
     self.t0 = self.timer()
-    if not self.quiet and self.main: print(f"resuming from step {self.st['step']} (epoch {self.st['epoch']+1}, batch {self.st['batch']})")
+    if not self.quiet and self.main: print(f"resuming from step {self.st['step']} (epoch "
+                                           f"{self.st['epoch']+1}, batch {self.st['batch']})")
     return True
 
 # %% ../nbs/05_train.ipynb #f905ca0f
@@ -259,15 +267,18 @@ def elapsed(self:Trainer, sync:bool=True) -> list:
 def _epoch_figures(model, out, e, n, valid_x, seed):
     m = unwrap_model(model)
     claim(out, f'figures/samples_e{e:03d}.png', *([f'figures/recon_e{e:03d}.png'] if valid_x is not None else []))
-    save_grid(m.sample(n, generator=torch.Generator().manual_seed(seed), device='cpu'), out/'figures'/f'samples_e{e:03d}.png')
+    save_grid(m.sample(n, generator=torch.Generator().manual_seed(seed), device='cpu'),
+              out/'figures'/f'samples_e{e:03d}.png')
     if valid_x is not None:
-        save_grid(torch.cat([valid_x.cpu(), m.reconstruct(valid_x).cpu()]), out/'figures'/f'recon_e{e:03d}.png', nrow=len(valid_x))
+        save_grid(torch.cat([valid_x.cpu(), m.reconstruct(valid_x).cpu()]),
+                  out/'figures'/f'recon_e{e:03d}.png', nrow=len(valid_x))
 
 @patch
 def end_of_epoch(self:Trainer) -> bool:
     "Record a metrics row, evaluate, write figures and files; returns whether this is the best model so far."
     st, a = self.st, self.st['acc']; n = max(a['n'], 1)
-    row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'], loss=a['loss']/n, recon=a['recon']/n,
+    row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'],
+               loss=a['loss']/n, recon=a['recon']/n,
                kl=a['kl']/n, mse=a['mse']/n, kl_weight=self.klw, lr=self.lr, skipped=st['skipped'],
                minutes=round(self.elapsed()[0]/60, 3))
     st['acc'], best = dict.fromkeys(_SUMS, 0.0), self.main
@@ -313,9 +324,10 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
         last = self.out/'checkpoints'/'last.json' if self.out is not None else None
         where = (f"the last good checkpoint ({last}, step {read_json(last)['step']}) is intact; "
                  if last is not None and last.exists() else '')
-        raise FaceVAEError(f"training stopped: the loss or gradient was non-finite for {st['bad_run']} steps in a row "
-                           f"(epoch {st['epoch']+1}, batch {st['batch']}, step {st['step']}) even after lowering the LR "
-                           f"to {self.lr:.3g}. {where}check the data for corrupt images, try a lower --lr or --no-amp, then --resume.")
+        raise FaceVAEError(f"training stopped: the loss or gradient was non-finite for {st['bad_run']} "
+                           f"steps in a row (epoch {st['epoch']+1}, batch {st['batch']}, step "
+                           f"{st['step']}) even after lowering the LR to {self.lr:.3g}. {where}check "
+                           "the data for corrupt images, try a lower --lr or --no-amp, then --resume.")
     return L
 
 # %% ../nbs/05_train.ipynb #06d0f8e0
@@ -326,10 +338,12 @@ def run(self:Trainer) -> dict:
     if self.rank: torch.manual_seed(cfg.seed * 1000 + self.rank + st['step'] * 7919)   # DDP: each rank its own noise
     self.tmodel = self.model
     if self.ws > 1:
-        self.tmodel = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.dev] if self.dev.type == 'cuda' else None)
+        self.tmodel = nn.parallel.DistributedDataParallel(self.model,
+                                                          device_ids=[self.dev] if self.dev.type == 'cuda' else None)
     if cfg.compile: self.tmodel = torch.compile(self.tmodel)
     from tqdm.auto import tqdm
-    pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main, leave=False, dynamic_ncols=True)
+    pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main,
+                leave=False, dynamic_ncols=True)
     step0, t0 = st['step'], self.elapsed()[0]
     # a time stop is decided once and saved in the checkpoint: a resume honours it unless the budget was raised
     stopped = 'time' if self.budget and st['time_stop'] is not None and self.budget <= st['time_stop'] else 'done'
@@ -361,7 +375,8 @@ def run(self:Trainer) -> dict:
     if stopped == 'time' and self.main and not self.quiet:
         print(f"time budget of {cfg.max_minutes} min reached at step {st['step']}; to train longer, resume with a "
               "larger --max-minutes (it counts all the training time of the run)")
-    return dict(metrics=st['metrics'], losses=st['losses'], step=st['step'], epoch=st['epoch'], stopped=stopped, best=st['best'])
+    return dict(metrics=st['metrics'], losses=st['losses'], step=st['step'], epoch=st['epoch'],
+                stopped=stopped, best=st['best'])
 
 # %% ../nbs/05_train.ipynb #f1dd24be
 def fit(model:nn.Module, # the VAE to train (moved to `device`)
@@ -404,7 +419,8 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
     out = Path(out); f = out/'model.safetensors'
     meta = {k: v for k, v in vae_metadata(f).items() if k not in ('format', 'config')}
     m = load_vae(f, device=train_dl.device if hasattr(train_dl, 'device') else None)
-    m.set_prior(torch.zeros_like(m.prior_loc), torch.eye(m.latent_dim, device=m.device))   # score N(0, I) first, even on a refit
+    # score N(0, I) first, even on a refit
+    m.set_prior(torch.zeros_like(m.prior_loc), torch.eye(m.latent_dim, device=m.device))
     res = dict(standard=evaluate(m, valid_dl) if valid_dl is not None else None)
     mus, lvs, n = [], [], 0
     for b in train_dl:
@@ -420,10 +436,12 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
 # %% ../nbs/05_train.ipynb #e8b94595
 def _splits(cache, holdout, limit):
     "(train, valid) cache indices: the official split, or the last `holdout` images by name held out."
-    if holdout and holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to train on ({len(cache)} images)")
+    if holdout and holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to "
+                                                             f"train on ({len(cache)} images)")
     tr, va = cache.indices('train', holdout), cache.indices('valid', holdout)
     if limit: tr = tr[:limit]
-    if len(tr) == 0: raise FaceVAEError(f"the training split of {cache.path} is empty; pass --holdout N to hold out the last N images instead")
+    if len(tr) == 0: raise FaceVAEError(f"the training split of {cache.path} is empty; pass "
+                                        "--holdout N to hold out the last N images instead")
     return tr, va
 
 # %% ../nbs/05_train.ipynb #a1f0c010
@@ -442,9 +460,9 @@ def _check_out(out:Path, force:bool):
     if not out.is_dir() or force or is_run(out): return
     other = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if other:
-        raise FaceVAEError(f"{out} is not empty ({len(other)} entries, e.g. {other[0]!r}) and is not a facevae run folder: "
-                           "choose a new or empty --out, or pass --force to write into it (facevae never overwrites or "
-                           "deletes files it did not write)")
+        raise FaceVAEError(f"{out} is not empty ({len(other)} entries, e.g. {other[0]!r}) and is not a "
+                           "facevae run folder: choose a new or empty --out, or pass --force to write "
+                           "into it (facevae never overwrites or deletes files it did not write)")
 
 def _what(data): return 'generated faces' if data == 'generated' else str(data)
 
@@ -452,7 +470,8 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
     "The config.json of the run to resume (None: a new run); refuses what cannot be proven to continue the same run."
     cfg_file, last = out/'config.json', out/'checkpoints'/'last.json'
     if not resume:
-        if last.exists(): raise FaceVAEError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
+        if last.exists(): raise FaceVAEError(f"{out} already holds a training run; pass "
+                                             "--resume to continue it, or choose another --out")
         return None
     if not cfg_file.exists():
         if last.exists():
@@ -464,10 +483,12 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
         raise FaceVAEError(f"cannot resume {out}: {cfg_file} is not a facevae run config; use another --out")
     m, d, t = saved['model'], saved['data'], saved['train']
     if given['data'] is not None and given['data'] != d.get('data'):
-        raise FaceVAEError(f"{out} is a run on {_what(d.get('data'))}, not on {_what(given['data'])}: use another --out for a "
-                           f"new run (or continue that run with `facevae train --out {out} --resume` and no --data)")
+        raise FaceVAEError(f"{out} is a run on {_what(d.get('data'))}, not on "
+                           f"{_what(given['data'])}: use another --out for a new run (or "
+                           f"continue that run with `facevae train --out {out} --resume` and no --data)")
     have = dict(preset=m.get('preset'), image_size=d.get('image_size'), latent_dim=m.get('latent_dim'),
-                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None, limit=d.get('limit'), seed=d.get('seed'),
+                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None,
+                limit=d.get('limit'), seed=d.get('seed'),
                 n_faces=d.get('n_faces') if d.get('data') == 'generated' else None, batch_size=t.get('batch_size'),
                 weight_decay=t.get('weight_decay'), kl_warmup_epochs=t.get('kl_warmup_epochs'))
     for k, h in have.items():
@@ -476,8 +497,8 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
         if k == 'holdout': v = v or None
         if v != h:
             opt, fmt = '--' + k.replace('_', '-'), lambda x: ','.join(map(str, x)) if isinstance(x, tuple) else 'none' if x is None else x
-            raise FaceVAEError(f"{out} was trained with {opt} {fmt(h)}, not {fmt(v)}, and a resumed run keeps its settings: "
-                               f"drop {opt} to continue that run, or use another --out for a new run")
+            raise FaceVAEError(f"{out} was trained with {opt} {fmt(h)}, not {fmt(v)}, and a resumed run keeps its "
+                               f"settings: drop {opt} to continue that run, or use another --out for a new run")
     return saved
 
 # %% ../nbs/05_train.ipynb #a740414e
@@ -501,9 +522,12 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
     o = dict(opts, **{k: _NEW_RUN[k] for k in ('data', 'preset', 'image_size', 'n_faces', 'seed', 'ckpt_every') if opts[k] is None})
     seed_everything(o['seed'])
     model = make_vae(o['preset'], o['image_size'], latent_dim=o['latent_dim'], widths=o['widths'])
-    cfg = train_config(o['preset'], epochs=_NEW_RUN['epochs'] if o['epochs'] is None else o['epochs'], batch_size=o['batch_size'],
-                       lr=o['lr'], kl_warmup_epochs=o['kl_warmup_epochs'], grad_clip=o['grad_clip'], weight_decay=o['weight_decay'],
-                       amp=o['amp'], compile=o['compile'], max_minutes=o['max_minutes'], ckpt_every=o['ckpt_every'], seed=o['seed'])
+    cfg = train_config(o['preset'], epochs=_NEW_RUN['epochs'] if o['epochs'] is None else o['epochs'],
+                       batch_size=o['batch_size'],
+                       lr=o['lr'], kl_warmup_epochs=o['kl_warmup_epochs'], grad_clip=o['grad_clip'],
+                       weight_decay=o['weight_decay'],
+                       amp=o['amp'], compile=o['compile'], max_minutes=o['max_minutes'],
+                       ckpt_every=o['ckpt_every'], seed=o['seed'])
     return model, cfg, {k: o[k] for k in _SPEC}
 
 def _open_data(spec:dict, rebuild:bool, rank:int, ws:int):
@@ -521,13 +545,14 @@ def _loaders(cache, cfg:TrainConfig, spec:dict, dev, rank:int, ws:int) -> tuple:
     valid_dl = (FaceLoader(cache, va, batch_size=256, shuffle=False, flip=False, device=dev, drop_last=False)
                 if rank == 0 and len(va) else None)
     if rank == 0 and not len(va):
-        print(f"warning: {spec['data']} has no validation images in its partition; no validation scores, and model.safetensors "
-              "will be the last epoch's model. Pass --holdout N to validate on the last N images.", file=sys.stderr)
+        print(f"warning: {spec['data']} has no validation images in its partition; no validation scores, and "
+              "model.safetensors will be the last epoch's model. Pass --holdout N to validate on the last N images.", file=sys.stderr)
     return tr, va, train_dl, valid_dl
 
 def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int):
     "RUN/config.json: the model, the recipe and the data, everything a resume or an audit needs."
-    atomic_write_text(out/'config.json', json.dumps(dict(format='facevae-run', model=asdict(model.config), train=asdict(cfg),
+    atomic_write_text(out/'config.json',
+                      json.dumps(dict(format='facevae-run', model=asdict(model.config), train=asdict(cfg),
                                                          data=spec, world_size=ws, torch=torch.__version__), indent=1))
 
 # %% ../nbs/05_train.ipynb #1810aaf4
@@ -558,7 +583,8 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
                  quiet:bool=False # no progress bar or per-epoch lines
                 ) -> Path:
     "Train a VAE on faces and write a run folder; returns its path. Works under `torchrun` (DDP)."
-    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes, seed=seed,
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
+                  max_minutes=max_minutes, seed=seed,
                   holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs, grad_clip=grad_clip,
                   weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
     if data not in (None, 'generated') and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())
@@ -571,24 +597,27 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
     try:
         dev = torch.device('cuda', local) if ws > 1 and torch.cuda.is_available() and device in (None, 'cuda') else get_device(device)
         out = Path(out).expanduser()
-        if rank == 0: check_writable(out, folder=True); _check_out(out, force)   # read-only checks before anything is written
+        # read-only checks before anything is written
+        if rank == 0: check_writable(out, folder=True); _check_out(out, force)
         with (open_run(out) if rank == 0 else contextlib.nullcontext()):  # one training per folder (rank 0 writes)
             model, cfg, spec = _model_and_recipe(out, resume, opts, say)
-            if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be divisible by the {ws} processes")
-            if rank == 0: claim(out, *_RUN_FILES)                        # refuses now, not after training, a file that is not ours
+            if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be "
+                                                       f"divisible by the {ws} processes")
+            # refuses now, not after training, a file that is not ours
+            if rank == 0: claim(out, *_RUN_FILES)
             cache = _open_data(spec, rebuild_cache, rank, ws)
             tr, va, train_dl, valid_dl = _loaders(cache, cfg, spec, dev, rank, ws)
             if rank == 0:
                 _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws)
-                say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x {cfg.epochs} epochs"
-                    f"{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
+                say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x "
+                    f"{cfg.epochs} epochs{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
             fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
             if rank == 0 and (out/'model.safetensors').exists():
                 pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
                                                    drop_last=False), valid_dl)
                 if pr['fitted']:
-                    say(f"prior refitted to {pr['n_images']} training faces: validation {pr['standard']['nelbo_bpd']:.3f} -> "
-                        f"{pr['fitted']['nelbo_bpd']:.3f} bits/dim")
+                    say(f"prior refitted to {pr['n_images']} training faces: validation "
+                        f"{pr['standard']['nelbo_bpd']:.3f} -> {pr['fitted']['nelbo_bpd']:.3f} bits/dim")
         return out
     finally:
         if started: torch.distributed.destroy_process_group()

@@ -57,17 +57,20 @@ def face_source(run:str|Path|None=None, # a run folder written by `facevae train
                ) -> tuple:
     "(model, faces, indices of `split`) from a run folder, or from a model and its faces."
     if model is None:
-        if run is None: raise FaceVAEError("pass a run folder (run=...) or a model and its faces (model=..., faces=...)")
+        if run is None: raise FaceVAEError("pass a run folder (run=...) or a model "
+                                           "and its faces (model=..., faces=...)")
         model = load_run(run, device=device)
     if faces is None:
-        if run is None: raise FaceVAEError("a model was given without faces; pass faces=... (e.g. open_faces('generated', image_size=64))")
+        if run is None: raise FaceVAEError("a model was given without faces; pass faces=... "
+                                           "(e.g. open_faces('generated', image_size=64))")
         faces = run_faces(run)
     if faces.image_size != model.image_size:
         raise FaceVAEError(f"the faces are {faces.image_size}px but the model was trained on {model.image_size}px; "
                            f"open them with image_size={model.image_size}")
     if not isinstance(split, str): idx = torch.as_tensor(split).long().reshape(-1)
     else: idx = run_split(run, faces, split) if run is not None else faces.indices(split)
-    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of the faces is empty; choose split='all' or another split")
+    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of the faces is empty; "
+                                         "choose split='all' or another split")
     return model, faces, idx
 
 # %% ../nbs/09_widgets.ipynb #f972cbb0
@@ -120,7 +123,8 @@ class EditExplorer(_Explorer):
         self.face = W.IntSlider(0, 0, len(self.index)-1, description='face', continuous_update=False)
         self.random = W.Button(description='random face', icon='random')
         self.upload = W.FileUpload(accept='image/*', multiple=False, description='your photo')
-        self.attrs = W.SelectMultiple(options=names, rows=10, description='attributes', tooltip='ctrl/cmd-click to choose several')
+        self.attrs = W.SelectMultiple(options=names, rows=10, description='attributes',
+                                      tooltip='ctrl/cmd-click to choose several')
         self.sliders, self.reset, self.status = W.VBox(), W.Button(description='reset weights', icon='undo'), W.HTML()
         self.original, ob = _image_box('original', display_size)
         self.recon, rb = _image_box('reconstruction', display_size)
@@ -188,7 +192,8 @@ def set_weights(self:EditExplorer, attrs # attribute names (any case) to choose,
     w = dict(attrs) if isinstance(attrs, dict) else {a: 0. for a in attrs}
     w = {a if a in self.vectors else CELEBA_ATTRS[attr_index(a)]: float(v) for a, v in w.items()}
     missing = [a for a in w if a not in self.vectors]
-    if missing: raise FaceVAEError(f"no vector for {', '.join(missing)} (the faces never or always have it); choose from {', '.join(self.attrs.options)}")
+    if missing: raise FaceVAEError(f"no vector for {', '.join(missing)} (the faces never or "
+                                   f"always have it); choose from {', '.join(self.attrs.options)}")
     self._quiet = True
     try:
         self.attrs.value = tuple(a for a in self.attrs.options if a in w)
@@ -250,7 +255,8 @@ def edit_explorer(run:str|Path|None=None, # a run folder written by `facevae tra
 
 # %% ../nbs/09_widgets.ipynb #3b45f3cc
 @patch
-def strip(self:EditExplorer, attrs=None, # attributes, one row each (default: the chosen ones, else Smiling, Eyeglasses, Blond_Hair)
+def strip(self:EditExplorer,
+          attrs=None, # attributes, one row each (default: the chosen ones, else Smiling, Eyeglasses, Blond_Hair)
           weights=(-2, -1, 0, 1, 2, 3) # weights, one column each
          ) -> torch.Tensor:
     "The current face edited by each attribute alone at each weight: (len(attrs)*len(weights),3,H,W), a row per attribute."
@@ -263,7 +269,8 @@ def time_moves(explorer, # an `EditExplorer` (its first chosen attribute's slide
               ) -> np.ndarray:
     "Seconds taken by each of `n` simulated slider moves across the slider's range."
     s = explorer.t if hasattr(explorer, 't') else next(iter(explorer.weights.values()), None)
-    if s is None: raise FaceVAEError("choose an attribute first (explorer.attrs.value = ('Smiling',)) so there is a slider to move")
+    if s is None: raise FaceVAEError("choose an attribute first (explorer.attrs.value = "
+                                     "('Smiling',)) so there is a slider to move")
     old, out = s.value, []
     for v in np.linspace(s.min, s.max, n):
         t = time.perf_counter(); s.value = float(v); out.append(time.perf_counter() - t)
