@@ -90,6 +90,23 @@ def variant_vectors(run, model, faces, names, which, seed=0):
 
 ADAPTIVE = ('adaptive-balanced', 'adaptive-n')
 
+def knn_vectors(z, zt, At, faces, va, names, k, max_faces):
+    """Local vectors, one per face: the mean code of its k nearest training faces with the attribute minus that of its k
+    nearest without it (distances after whitening by the training codes' covariance), so that both groups look like
+    this face in everything the code holds, named by a label or not. Rows follow `edit_report`'s choice of faces."""
+    from facevae_nb.data import attr_index
+    L = torch.linalg.cholesky(torch.cov(zt.double().T) + 1e-6*torch.eye(zt.shape[1], dtype=torch.float64))
+    white = lambda x: torch.linalg.solve_triangular(L, x.double().T, upper=False).T
+    wt, out = white(zt), {}
+    for n in names:
+        t = attr_index(n)
+        sel = (~faces.attrs[va, t]).nonzero().squeeze(1)[:max_faces]
+        d = torch.cdist(white(z[sel]), wt)                                   # (faces, training faces)
+        has = At[:, t].bool()
+        near = lambda m: zt[m.nonzero().squeeze(1)][d[:, m].topk(min(k, int(m.sum())), largest=False).indices].mean(1)
+        out[n] = (near(has) - near(~has)).float()
+    return out
+
 def latent_classifier(z, y, lams=(1e-4, 1e-3, 1e-2, 1e-1), seed=0):
     "Logistic regression (classes balanced, L2 on standardized codes, lam picked on a held-out fifth) of labels y (N,) on codes z (N, D): (n (D,), b, lam)."
     mu, sd = z.double().mean(0), z.double().std(0).clamp_min(1e-8)
@@ -203,7 +220,12 @@ def measure_run(run, clf, a):
         zt, At = split_codes(model, faces, 'train', run=run)
         vecs = {'condition label': {n: e(n) for n in names},
                 'mean (of z)': {n: torch.cat([v, torch.zeros(n_cond)]) for n, v in vectors_from_codes(zt, At, names=names).items()}}
-    else: vecs = variant_vectors(run, model, faces, names, [m for m in a.methods if m not in ADAPTIVE], a.seed)
+    else:
+        vecs = variant_vectors(run, model, faces, names, [m for m in a.methods if m not in ADAPTIVE and not m.startswith('knn')], a.seed)
+        from facevae_nb.arithmetic import split_codes
+        for m in [m for m in a.methods if m.startswith('knn')]:
+            zt_, At_ = split_codes(model, faces, 'train', run=run)
+            vecs[f'local ({m[3:]} neighbours)'] = knn_vectors(z, zt_, At_, faces, va, names, int(m[3:]), a.max_faces)
     adaptive = [m for m in a.methods if m in ADAPTIVE] if not n_cond else []
     from facevae_nb.arithmetic import split_codes
     zt, At = split_codes(model, faces, 'train', run=run)
@@ -214,7 +236,9 @@ def measure_run(run, clf, a):
         reports[lab] = edit_report(model, clf, faces, va, v, names, a.weights, corr=corr, max_faces=a.max_faces, codes=z)
         for r in reports[lab]:   # latent move length w |v| (Euclidean, and Mahalanobis under the training codes' covariance)
             u = _vector(v, r['attr']).double()
-            r.update(move=r['weight']*float(u.norm()), move_mahal=r['weight']*float((u @ P @ u).sqrt()) if len(u) == len(P) else float('nan'),
+            u = u if u.dim() == 2 else u[None]   # per-face vectors: mean lengths
+            r.update(move=r['weight']*float(u.norm(dim=1).mean()),
+                     move_mahal=r['weight']*float(((u @ P)*u).sum(1).sqrt().mean()) if u.shape[1] == len(P) else float('nan'),
                      moved=float(r['weight'] != 0))
         p = success_point(reports[lab])
         print(f"  {lab}: {time.time() - t1:.0f} s; success 0.80 at w={p['weight']}, drift {p['drift']:.3f}", file=sys.stderr)
@@ -272,12 +296,13 @@ def train_variant(a):
     from facevae_nb.faces import open_faces
     kind = a.train_variant; out = Path(a.out_run)
     seed_everything(a.seed)
-    n_cond, over, adv_w, adv_target = 0, {}, 0.0, 'rate'
+    n_cond, over, adv_w, adv_target, adv_lin = 0, {}, 0.0, 'rate', False
     for part in kind.split('-'):   # e.g. 'cvae', 'sigma0.14', 'cvae-sigma0.14', 'dim32', 'default'
         if part == 'cvae': n_cond = 40
         elif part.startswith('sigma'): over['sigma'] = float(part[5:])
         elif part.startswith('dim'): over['latent_dim'] = int(part[3:])
         elif part.startswith('advflip'): adv_w, adv_target = float(part[7:]), 'flip'
+        elif part.startswith('advlin'): adv_w, adv_lin = float(part[6:]), True
         elif part.startswith('adv'): adv_w = float(part[3:])
         elif part != 'default': raise SystemExit(f'unknown variant part {part!r} in {kind!r}')
     base = make_vae('default', a.image_size, **over)
@@ -291,7 +316,8 @@ def train_variant(a):
         from torch import nn
         import torch.nn.functional as F
         D = model.latent_dim
-        adv = nn.Sequential(nn.Linear(D, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
+        adv = (nn.Linear(D, 40) if adv_lin else   # a linear adversary cannot memorise 7,000 faces' labels
+               nn.Sequential(nn.Linear(D, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40)))
         opt_adv = torch.optim.Adam(adv.parameters(), lr=cfg.lr)
         rate = faces.attrs[tr].float().mean(0, keepdim=True)
     total, step, t0, dt = cfg.epochs*len(dl), 0, time.time(), amp_dtype('cpu')
@@ -342,6 +368,37 @@ def load_variant(run):
     m = _cond_vae(VAEConfig(**cfg['model']), cfg['n_cond'])
     m.load_state_dict(load_file(str(Path(run)/'model.safetensors'))); return m.eval(), cfg['n_cond']
 
+def probe_runs(a):
+    """How much of the 40 labels the codes still hold: probes trained on the training faces' posterior means and scored
+    on the held-out faces (balanced accuracy, mean over the 40 labels), a linear one (logistic regression) and an MLP.
+    The adversary of a Fader-style run is scored by the same kind of probe, but on faces it never trained on."""
+    import torch.nn.functional as F
+    from torch import nn
+    from facevae_nb.generate import run_faces, run_split, encode_images
+    from facevae_nb.measure import attr_accuracy
+    print('| run | linear probe, bal. acc. (train / held-out) | MLP probe, bal. acc. (train / held-out) |\n|---|---|---|')
+    for run in a.probe:
+        run = Path(run); model, n_cond = load_variant(run); faces = run_faces(run)
+        tr, va = run_split(run, faces, 'train'), run_split(run, faces, 'valid')
+        zt, zv = encode_images(model, faces.images, tr)[0], encode_images(model, faces.images, va)[0]
+        m, sd = zt.mean(0), zt.std(0) + 1e-6; zt, zv = (zt - m)/sd, (zv - m)/sd
+        yt, yv = faces.attrs[tr].float(), faces.attrs[va].float()
+        pw = ((1 - yt).sum(0)/yt.sum(0).clamp_min(1)).clamp(max=50)   # balanced: 0.5 is the threshold
+        res = []
+        for kind in ('linear', 'mlp'):
+            torch.manual_seed(0)
+            net = nn.Linear(zt.shape[1], 40) if kind == 'linear' else nn.Sequential(
+                nn.Linear(zt.shape[1], 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4 if kind == 'linear' else 0.)
+            for ep in range(40):
+                for i in torch.randperm(len(zt)).split(128):
+                    loss = F.binary_cross_entropy_with_logits(net(zt[i]), yt[i], pos_weight=pw)
+                    opt.zero_grad(); loss.backward(); opt.step()
+            with torch.no_grad():
+                acc = [attr_accuracy(torch.sigmoid(net(x)), y.bool())['bal_acc'].nanmean().item() for x, y in ((zt, yt), (zv, yv))]
+            res.append(f'{acc[0]:.3f} / {acc[1]:.3f}')
+        print(f'| {run.name} | ' + ' | '.join(res) + ' |', flush=True)
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('runs', nargs='*', help='run folders to measure')
@@ -364,15 +421,17 @@ def main(argv=None):
     p.add_argument('--per-weight', action='store_true', help='also print one table row per weight')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--train-variant', help="prototype training variant: 'cvae' (decoder conditioned on the 40 labels), 'default' "
-                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), 'advW' (an adversary on mu, weight W, that the encoder drives to each label's training rate), 'advflipW' (the same towards the flipped labels, as Fader networks), or parts joined by '-', e.g. cvae-sigma0.14")
+                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), 'advW' (an adversary on mu, weight W, that the encoder drives to each label's training rate), 'advflipW' (the same towards the flipped labels, as Fader networks), 'advlinW' (a linear adversary), or parts joined by '-', e.g. cvae-sigma0.14")
     p.add_argument('--out-run', help='run folder for --train-variant')
     p.add_argument('--vae-epochs', type=int, default=30)
+    p.add_argument('--probe', nargs='+', help='run folders: how much label information their codes hold (held-out probes)')
     a = p.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     torch.set_num_threads(a.threads)
     a.methods, a.weights, a.levels = a.methods.split(','), [float(w) for w in a.weights.split(',')], [float(t) for t in a.levels.split(',')]
     if a.train_classifier: train_clf(a)
     if a.train_variant: train_variant(a)
+    if a.probe: probe_runs(a)
     if a.runs:
         from facevae_nb.measure import load_classifier, plot_success_drift
         from facevae_nb.latents import save_fig

@@ -334,6 +334,7 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
 @patch
 def run(self:Trainer) -> dict:
     "Train from the current state to the end (or the time budget); returns dict(metrics, losses, step, epoch, stopped, best)."
+    # one loop, kept whole so that the order of step, log, checkpoint and time stop reads top to bottom
     st, cfg, spe = self.st, self.cfg, self.spe
     if self.rank: torch.manual_seed(cfg.seed * 1000 + self.rank + st['step'] * 7919)   # DDP: each rank its own noise
     self.tmodel = self.model
@@ -583,10 +584,10 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
                  quiet:bool=False # no progress bar or per-epoch lines
                 ) -> Path:
     "Train a VAE on faces and write a run folder; returns its path. Works under `torchrun` (DDP)."
-    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
-                  max_minutes=max_minutes, seed=seed,
-                  holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs, grad_clip=grad_clip,
-                  weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
+    # long only in its signature: each parameter is a documented command-line option of `facevae train`
+    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes,
+                  seed=seed, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
+                  grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
     if data not in (None, 'generated') and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())
     opts = dict(data=data, preset=preset, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
                 latent_dim=latent_dim, widths=_parse_widths(widths), max_minutes=max_minutes, seed=seed, amp=amp,
