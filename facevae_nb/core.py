@@ -167,12 +167,14 @@ def _numbers(s:str) -> list:
     return out
 
 def check_options(**values) -> dict:
-    "Check option values by name against `OPTION_RULES` (and every number for being finite); returns them."
+    "Check option values by name against `OPTION_RULES` (and every number for being finite); returns them, lists parsed."
+    values = dict(values)
     for name, v in values.items():
         if v is None or (isinstance(v, bool) and name not in OPTION_RULES): continue
         xs = _numbers(v) if name in _LISTS and isinstance(v, str) else v
         many = isinstance(xs, (list, tuple)) and name in OPTION_RULES        # several values, each checked by the rule
         if many and not xs: raise FaceVAEError(f"{name}={v!r} is empty: give at least one value")
+        if xs is not v: values[name] = xs                                   # '32,64' is returned as [32.0, 64.0]
         it = ' every entry' if many else ''
         for x in (xs if many else (xs,)):
             if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral) and not math.isfinite(x):

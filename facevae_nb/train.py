@@ -452,9 +452,7 @@ _RUN_FILES = ('config.json', 'model.safetensors', 'prior.json', 'metrics.csv', '
 
 def _parse_widths(widths):
     "A tuple of positive channel counts from '32,64,128' (or a list/tuple); None stays None."
-    if widths is None: return None
-    check_options(widths=widths)                        # whole numbers >= 1, as a list or '32,64,128'
-    return tuple(int(float(w)) for w in (widths if isinstance(widths, (list, tuple)) else str(widths).split(',')))
+    return None if widths is None else tuple(int(w) for w in check_options(widths=widths)['widths'])
 
 def _check_out(out:Path, force:bool):
     "Refuse an existing, non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
