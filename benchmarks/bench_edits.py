@@ -296,13 +296,14 @@ def train_variant(a):
     from facevae_nb.faces import open_faces
     kind = a.train_variant; out = Path(a.out_run)
     seed_everything(a.seed)
-    n_cond, over, adv_w, adv_target, adv_lin = 0, {}, 0.0, 'rate', False
+    n_cond, over, adv_w, adv_target, adv_lin, decor_w = 0, {}, 0.0, 'rate', False, 0.0
     for part in kind.split('-'):   # e.g. 'cvae', 'sigma0.14', 'cvae-sigma0.14', 'dim32', 'default'
         if part == 'cvae': n_cond = 40
         elif part.startswith('sigma'): over['sigma'] = float(part[5:])
         elif part.startswith('dim'): over['latent_dim'] = int(part[3:])
         elif part.startswith('advflip'): adv_w, adv_target = float(part[7:]), 'flip'
         elif part.startswith('advlin'): adv_w, adv_lin = float(part[6:]), True
+        elif part.startswith('decor'): decor_w = float(part[5:])
         elif part.startswith('adv'): adv_w = float(part[3:])
         elif part != 'default': raise SystemExit(f'unknown variant part {part!r} in {kind!r}')
     base = make_vae('default', a.image_size, **over)
@@ -344,6 +345,11 @@ def train_variant(a):
                 # the encoder's target: each label's training rate (the adversary learns nothing), or Fader's flipped labels
                 tgt = (1 - y01) if adv_target == 'flip' else rate.expand_as(y01)
                 loss = loss + adv_w*ramp*F.binary_cross_entropy_with_logits(logits, tgt, reduction='none').sum(1).mean()
+            if decor_w:   # no lag, no adversary: penalise the batch correlations of every code dimension with every label
+                m_ = mu.float(); m_ = (m_ - m_.mean(0))/(m_.std(0) + 1e-4)
+                y_ = y.float(); y_ = (y_ - y_.mean(0))/(y_.std(0) + 1e-4)
+                loss = loss + decor_w*min(1.0, step/(0.3*total))*((m_.T @ y_)/len(y_)).pow(2).sum()
+                a_acc = float(((m_.T @ y_)/len(y_)).abs().mean())   # logged in the adversary column: mean |correlation|
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
             acc += torch.tensor([1., L['mse'].item(), L['kl'].item(), a_acc])
         print(f"epoch {ep + 1}: mse {acc[1]/acc[0]:.5f} kl {acc[2]/acc[0]:.1f} adversary acc. {acc[3]/acc[0]:.3f} ({time.time() - t0:.0f} s)", flush=True)
@@ -421,7 +427,7 @@ def main(argv=None):
     p.add_argument('--per-weight', action='store_true', help='also print one table row per weight')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--train-variant', help="prototype training variant: 'cvae' (decoder conditioned on the 40 labels), 'default' "
-                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), 'advW' (an adversary on mu, weight W, that the encoder drives to each label's training rate), 'advflipW' (the same towards the flipped labels, as Fader networks), 'advlinW' (a linear adversary), or parts joined by '-', e.g. cvae-sigma0.14")
+                   "(the same loop without labels), 'sigmaS' (fixed decoder std S: a KL weight (S/sigma_opt)^2), 'dimK' (K latent dims), 'advW' (an adversary on mu, weight W, that the encoder drives to each label's training rate), 'advflipW' (the same towards the flipped labels, as Fader networks), 'advlinW' (a linear adversary), 'decorW' (penalise the batch correlations of mu with the labels, weight W), or parts joined by '-', e.g. cvae-sigma0.14")
     p.add_argument('--out-run', help='run folder for --train-variant')
     p.add_argument('--vae-epochs', type=int, default=30)
     p.add_argument('--probe', nargs='+', help='run folders: how much label information their codes hold (held-out probes)')
