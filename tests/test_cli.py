@@ -1,5 +1,13 @@
-"The installed `facevae` command, run as a user runs it: a real subprocess, so only exported code is used."
-import json, subprocess, sys
+"""The `facevae` command as a user runs it (a real subprocess, the installed command), and what needs a read-only
+folder, a monkeypatched full disk or real training runs. The parser, the one-line errors, the damaged run files and
+the demo are checked in nbs/10_cli.ipynb."""
+import errno, os, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facevae_nb.cli as cli
 
 
 def _facevae(*args, cwd):
@@ -7,6 +15,7 @@ def _facevae(*args, cwd):
                           timeout=600)
 
 
+# subprocess: the whole demo, then sample and latents, as a user runs them (about a minute)
 def test_demo_then_sample_and_latents(tmp_path):
     r = _facevae('demo', '--out', 'runs/demo', '--minutes', '0.2', '--epochs', '2', '--n-faces', '400',
                  '--image-size', '32', '--quiet', cwd=tmp_path)
@@ -27,6 +36,7 @@ def test_demo_then_sample_and_latents(tmp_path):
     assert r4.returncode == 0 and (tmp_path/'lat.png').is_file(), r4.stderr[-3000:]
 
 
+# subprocess: no traceback reaches the user of `python -m facevae_nb.cli`
 def test_user_errors_are_one_clear_line(tmp_path):
     r = _facevae('train', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path/'run'), cwd=tmp_path)
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
@@ -36,13 +46,6 @@ def test_user_errors_are_one_clear_line(tmp_path):
 
 
 # --- in-process: one clear line for every error, checks before slow work -------------------------------------------
-import errno, os, shutil, time
-from pathlib import Path
-
-import numpy as np
-import pytest
-
-import facevae_nb.cli as cli
 
 TINY = ['--data', 'generated', '--n-faces', '64', '--image-size', '32', '--epochs', '1', '--batch-size', '16',
         '--latent-dim', '4', '--widths', '8,8,8,8', '--device', 'cpu', '--no-amp', '--quiet']
@@ -67,25 +70,7 @@ def tiny_run(tmp_path_factory):
     return run
 
 
-@pytest.fixture
-def run_copy(tiny_run, tmp_path):
-    "A copy of the tiny run that a test may damage."
-    return Path(shutil.copytree(tiny_run, tmp_path/'run'))
-
-
-def test_damaged_json_is_named(run_copy, capsys):
-    (run_copy/'config.json').write_text((run_copy/'config.json').read_text()[:40])
-    for cmd in (['latents', '--run', str(run_copy)], ['edit', '--run', str(run_copy), '--index', '0', '--attr', 'Smiling=1'],
-                ['sample', '--run', str(run_copy), '--out', str(run_copy/'s.png')]):
-        _one_error(*_main(capsys, *cmd), cmd[0], 'config.json is damaged')
-
-
-def test_damaged_last_json_on_resume_is_named(run_copy, capsys):
-    last = run_copy/'checkpoints'/'last.json'
-    last.write_text(last.read_text()[:5])
-    _one_error(*_main(capsys, 'train', *TINY, '--out', str(run_copy), '--resume', '--epochs', '2'), 'train', 'last.json is damaged')
-
-
+# a read-only /sys (skipped where absent) and a cache folder moved by environment variable
 def test_unwritable_out_fails_first(tiny_run, tmp_path, capsys, monkeypatch):
     if not READ_ONLY.is_dir(): pytest.skip('no read-only /sys here')
     monkeypatch.setenv('FACEVAE_CACHE', str(tmp_path/'cache'))
@@ -95,12 +80,14 @@ def test_unwritable_out_fails_first(tiny_run, tmp_path, capsys, monkeypatch):
     _one_error(*_main(capsys, 'latents', '--run', str(tiny_run), '--out', str(READ_ONLY/'l.png')), 'latents', '/sys: ')
 
 
+# a read-only /sys (skipped where absent) as the cache folder, by environment variable
 def test_unwritable_cache_is_one_line(tmp_path, capsys, monkeypatch):
     if not READ_ONLY.is_dir(): pytest.skip('no read-only /sys here')
     monkeypatch.setenv('FACEVAE_CACHE', str(READ_ONLY/'facevae-cache'))
     _one_error(*_main(capsys, 'train', *TINY, '--out', str(tmp_path/'run')), 'train', str(READ_ONLY/'facevae-cache'))
 
 
+# monkeypatch: a full disk while writing an image and a checkpoint
 def test_full_disk_is_one_line_naming_the_file(tiny_run, tmp_path, capsys, monkeypatch):
     import torchvision.utils, safetensors.torch
     from safetensors import SafetensorError
@@ -115,20 +102,7 @@ def test_full_disk_is_one_line_naming_the_file(tiny_run, tmp_path, capsys, monke
     assert not list((tmp_path/'run').rglob('.*.tmp'))                           # no temporaries left behind
 
 
-def test_sample_out_is_checked_and_written_in_its_format(tiny_run, tmp_path, capsys):
-    from PIL import Image
-    (tmp_path/'d.png').mkdir()
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'d.png')), 'sample', 'is a folder')
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path)), 'sample', 'is a folder')
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'x.gif')), 'sample', 'not an image type')
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--nrow', '0', '--out', str(tmp_path/'x.png')), 'sample', 'nrow=0')
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--temperature', 'nan'), 'sample', "'nan'")
-    _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--device', 'gpu'), 'sample', "device='gpu'")
-    for ext, fmt in [('.jpg', 'JPEG'), ('.png', 'PNG'), ('.webp', 'WEBP')]:
-        assert _main(capsys, 'sample', '--run', str(tiny_run), '--n', '4', '--out', str(tmp_path/f'x{ext}'))[0] == 0
-        assert Image.open(tmp_path/f'x{ext}').format == fmt
-
-
+# real training runs (two, on a CelebA folder with a broken image): too slow for the notebook
 def test_warnings_are_one_line_and_name_cli_options(tmp_path, capsys):
     "A CelebA folder with a broken image: one warning line at the build, and again when the cache is reused."
     from facevae_nb.data import write_celeba
@@ -146,6 +120,7 @@ def test_warnings_are_one_line_and_name_cli_options(tmp_path, capsys):
         assert not [l for l in lines if 'warnings.warn' in l or 'strict=True' in l or 'drop_last' in l], lines
 
 
+# real training runs (three, on a CelebA folder): too slow for the notebook
 def test_rebuild_cache_option(tmp_path, capsys):
     import json
     from facevae_nb.data import write_celeba
@@ -161,6 +136,7 @@ def test_rebuild_cache_option(tmp_path, capsys):
     assert _main(capsys, *args, '--out', str(tmp_path/'c'), '--rebuild-cache')[0] == 0 and meta.stat().st_mtime_ns != built
 
 
+# real training runs (one, on a CelebA folder without validation faces): too slow for the notebook
 def test_latents_on_a_run_without_validation_faces(tmp_path, capsys):
     from facevae_nb.data import write_celeba
     rng = np.random.default_rng(2)
@@ -174,19 +150,13 @@ def test_latents_on_a_run_without_validation_faces(tmp_path, capsys):
                      "split); showing the training faces instead (--split chooses another split)"]
 
 
-def test_list_options_repeat_and_edit_is_a_command():
-    assert 'edit' in cli.COMMANDS
-    p = cli.arg_parser(cli._resolve(cli.COMMANDS['edit'][0]), prog='facevae edit')
-    a = p.parse_args(['--run', 'r', '--index', '0', '--attr', 'Smiling=1.5', '--attr', 'Eyeglasses=1'])
-    assert a.attr == ['Smiling=1.5', 'Eyeglasses=1'] and a.index == 0
-
-
 def _installed():
     exe = Path(sys.executable).parent/'facevae'
     if not exe.is_file(): pytest.skip('the facevae command is not installed in this environment')
     return str(exe)
 
 
+# installed command: `facevae --help` in a fresh process with an empty home
 def test_installed_help_is_fast_and_writes_nothing(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), MPLCONFIGDIR=str(tmp_path/'mpl'), XDG_CACHE_HOME=str(tmp_path/'xdg'))
     t = time.time()
@@ -199,6 +169,7 @@ def test_installed_help_is_fast_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []                                         # no matplotlib config, no cache
 
 
+# installed command: a bad value is one line
 def test_installed_bad_value_is_one_line(tmp_path):
     r = subprocess.run([_installed(), 'sample', '--run', str(tmp_path), '--nrow', 'abc'], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)

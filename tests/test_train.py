@@ -1,5 +1,7 @@
-"""Process-level tests of the training loop: exact resume after a real SIGKILL, 2-process DDP on CPU,
-non-finite losses, the time budget, and refusing pickled code in checkpoints."""
+"""Training as processes and real runs: exact resume after a real SIGKILL, 2-process DDP on CPU, non-finite losses
+and time budgets in real runs, run folders shared with a user's files or another process, and many bad option values.
+The recipe, the guarded step, the prior refit, the checks before a run and the checkpoints are checked in
+nbs/05_train.ipynb, nbs/05b_training_run.ipynb and nbs/13_runs.ipynb."""
 import json, math, os, random, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -54,6 +56,7 @@ class _Inject:
             yield x
 
 
+# plumbing: a loader wrapper that injects NaN batches into a real `fit` and snapshots the weights around them
 def test_nan_batch_is_skipped_without_touching_weights(tmp_path, capsys):
     cache, m = _blobs(), _tiny_model()
     dl = _Inject(FaceLoader(cache, 'train', batch_size=32, device='cpu'), bad={3}, model=m)
@@ -69,6 +72,7 @@ def test_nan_batch_is_skipped_without_touching_weights(tmp_path, capsys):
     assert r['metrics'][-1]['lr'] < cfg.lr                                     # and the LR backed off
 
 
+# plumbing: a loader wrapper that injects NaN batches into a real `fit` and snapshots the weights around them
 def test_nan_streak_stops_with_clear_error_and_good_checkpoint(tmp_path):
     cache, m = _blobs(), _tiny_model()
     dl = _Inject(FaceLoader(cache, 'train', batch_size=32, device='cpu'), bad=range(4, 100))
@@ -96,6 +100,7 @@ def _budget_fit(cache, out, max_minutes, resume=False, valid=True, model=None):
                     resume=resume, device='cpu', quiet=True, clock=FakeClock())
 
 
+# a real training run (tens of steps under a fake clock, then a resume): too slow for the notebook
 def test_time_budget_stops_annealed_with_checkpoint(tmp_path):
     cache = _blobs()
     cfg, r = _budget_fit(cache, tmp_path/'run', 0.02)                    # 1.2 fake seconds, 3 reads (0.03 s) per step
@@ -109,6 +114,7 @@ def test_time_budget_stops_annealed_with_checkpoint(tmp_path):
     assert _budget_fit(cache, tmp_path/'again', 0.02)[1]['step'] == r['step']   # the same steps every time
 
 
+# a real training run (tens of steps under a fake clock, twice): too slow for the notebook
 def test_a_larger_budget_continues_a_time_stopped_run(tmp_path):
     cache = _blobs()
     _, r = _budget_fit(cache, tmp_path/'run', 0.02)
@@ -118,6 +124,7 @@ def test_a_larger_budget_continues_a_time_stopped_run(tmp_path):
     assert load_checkpoint(tmp_path/'run'/'checkpoints')['state']['time_stop'] == pytest.approx(2.4)
 
 
+# a real training run (tens of steps under a fake clock, then a resume): too slow for the notebook
 def test_a_time_stop_before_any_step_is_saved(tmp_path):
     "A resume whose raised budget fits no step stops at once, and saves the new decision (no metrics row to add)."
     cache = _blobs(); out = tmp_path/'run'
@@ -127,6 +134,7 @@ def test_a_time_stop_before_any_step_is_saved(tmp_path):
     assert load_checkpoint(out/'checkpoints')['state']['time_stop'] == pytest.approx(0.020001*60)
 
 
+# a real training run (tens of steps under a fake clock, then a resume): too slow for the notebook
 def test_resume_from_a_checkpoint_without_a_time_stop(tmp_path):
     "Checkpoints written before `time_stop` existed still resume."
     cache, out = _blobs(), tmp_path/'run'
@@ -136,21 +144,6 @@ def test_resume_from_a_checkpoint_without_a_time_stop(tmp_path):
     _, r2 = _budget_fit(cache, out, 0.02, resume=True)
     assert r2['stopped'] == 'time' and r2['step'] >= r['step']
     assert load_checkpoint(out/'checkpoints')['state']['time_stop'] == pytest.approx(1.2)
-
-
-def test_malicious_checkpoint_is_refused(tmp_path):
-    cache, m = _blobs(), _tiny_model()
-    fit(m, FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, train_config('default', epochs=1),
-        out=tmp_path/'run', device='cpu', quiet=True)
-    ptr = json.loads((tmp_path/'run'/'checkpoints'/'last.json').read_text())
-
-    class Evil:
-        def __reduce__(self): return (os.system, (f'touch {tmp_path}/pwned',))
-    torch.save({'step': 1, 'evil': Evil()}, tmp_path/'run'/'checkpoints'/ptr['state'])
-    with pytest.raises(FaceVAEError, match='refusing to load'):
-        fit(_tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, train_config('default', epochs=2),
-            out=tmp_path/'run', resume=True, device='cpu', quiet=True)
-    assert not (tmp_path/'pwned').exists()
 
 
 # --- real processes -------------------------------------------------------------------------------------------
@@ -198,6 +191,7 @@ def _weights_equal(a, b):
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+# process: a training process killed with SIGKILL at a random step, then resumed
 def test_exact_resume_after_sigkill(script, tmp_path):
     "Kill a training process with SIGKILL at a random step, resume it: the weights equal an uninterrupted run's, bit for bit."
     full, killed = _train(script, tmp_path/'full'), _train(script, tmp_path/'killed')
@@ -223,6 +217,7 @@ def test_exact_resume_after_sigkill(script, tmp_path):
     assert drop(ma) == drop(mb) and len(ma) == 3
 
 
+# process: torchrun with two CPU processes (DDP)
 def test_ddp_two_processes_on_cpu(script, tmp_path):
     "torchrun with 2 CPU processes: both ranks end identical, and the loss matches a 1-process run with the same global batch."
     args = [*TINY, '--epochs', '2', '--batch-size', '32', '--seed', '0']
@@ -248,20 +243,7 @@ def test_ddp_two_processes_on_cpu(script, tmp_path):
     assert abs(a['val_psnr'] - b['val_psnr']) < 0.5, (a['val_psnr'], b['val_psnr'])
 
 
-def test_fp16_scaler_survives_a_skipped_step():
-    "With fp16 + GradScaler, a skipped (non-finite) step must not break the next one, and the scale backs off."
-    from facevae_nb.train import train_step
-    m = _tiny_model(); opt = torch.optim.Adam(m.parameters(), 1e-3)
-    scaler = torch.amp.GradScaler('cpu', enabled=True)
-    x = torch.from_numpy(_blobs(8).images[:8]).float()/255
-    bad = x.clone(); bad[0, 0, 0, 0] = float('nan')
-    s0 = scaler.get_scale()
-    ok, _ = train_step(m, bad, opt, scaler, kl_weight=1.0, grad_clip=1.0, amp_dtype=None)
-    assert not ok and scaler.get_scale() < s0
-    ok, loss = train_step(m, x, opt, scaler, kl_weight=1.0, grad_clip=1.0, amp_dtype=None)
-    assert ok and math.isfinite(loss['loss'])
-
-
+# a real training run (an old-format checkpoint resumed for an epoch): too slow for the notebook
 def test_resume_from_a_checkpoint_without_prior_buffers(tmp_path):
     "Runs checkpointed before the fitted prior existed (no prior_loc/prior_tril) still resume, with N(0, I)."
     from safetensors.torch import save_file
@@ -277,25 +259,10 @@ def test_resume_from_a_checkpoint_without_prior_buffers(tmp_path):
     assert res['epoch'] == 2
 
 
-def test_refitting_the_prior_twice_scores_the_standard_prior_both_times(tmp_path):
-    from facevae_nb.train import fit_run_prior
-    from facevae_nb.model import save_vae
-    cache, out = _blobs(), tmp_path/'run'
-    m = _tiny_model()
-    fit(m, FaceLoader(cache, 'train', batch_size=32, device='cpu'), None, train_config('default', epochs=1, ckpt_every=0),
-        out=None, device='cpu', quiet=True)
-    save_vae(m, out/'model.safetensors')
-    loaders = lambda: (FaceLoader(cache, 'train', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False),
-                       FaceLoader(cache, 'valid', batch_size=64, shuffle=False, flip=False, device='cpu', drop_last=False))
-    a = fit_run_prior(out, *loaders()); b = fit_run_prior(out, *loaders())
-    assert a['standard']['nelbo_bpd'] == pytest.approx(b['standard']['nelbo_bpd'], abs=1e-9)
-    assert b['fitted']['nelbo_bpd'] == pytest.approx(a['fitted']['nelbo_bpd'], abs=1e-6)
-
-
 # --- the run folder: only its own files, one training at a time, resumes that continue the same run ------------
 
 from facevae_nb import cli
-from facevae_nb.runs import LOCK, MANIFEST, run_files, run_lock
+from facevae_nb.runs import LOCK, MANIFEST, run_files
 
 RUN_ARGS = dict(image_size=32, latent_dim=16, widths='16,32,64', n_faces=N_FACES, epochs=1, batch_size=32, device='cpu',
                 quiet=True)
@@ -319,6 +286,7 @@ def _cli(*args, capsys):
     return rc, capsys.readouterr().err
 
 
+# a real training run (with --force into a user's folder): too slow for the notebook
 def test_a_folder_that_is_not_a_run_is_refused_unless_forced(script, tmp_path, capsys):
     out = tmp_path/'mine'; (out/'checkpoints').mkdir(parents=True)
     (out/'thesis.tex').write_text('years of work'); (out/'checkpoints'/'step_old.pt').write_text('my own file')
@@ -330,23 +298,6 @@ def test_a_folder_that_is_not_a_run_is_refused_unless_forced(script, tmp_path, c
     assert (out/'thesis.tex').read_text() == 'years of work'
     assert (out/'checkpoints'/'step_old.pt').read_text() == 'my own file'
     assert (out/'model.safetensors').exists() and 'checkpoints/step00000003.pt' not in run_files(out)   # its own: pruned
-
-
-def test_files_the_run_did_not_write_are_never_overwritten(script, tmp_path):
-    out = tmp_path/'mine'; out.mkdir(); (out/'metrics.csv').write_text('my spreadsheet')
-    with pytest.raises(FaceVAEError, match='metrics.csv was not written by facevae'):
-        run_training('generated', out=str(out), force=True, **RUN_ARGS)
-    assert (out/'metrics.csv').read_text() == 'my spreadsheet' and not (out/'checkpoints').exists()   # refused up front
-
-
-def test_pruning_deletes_only_checkpoints_in_the_manifest(tmp_path):
-    cache, out = _blobs(), tmp_path/'run'
-    (out/'checkpoints').mkdir(parents=True); (out/'checkpoints'/'step00000002-notes.txt').write_text('not a checkpoint of ours')
-    fit(_tiny_model(), FaceLoader(cache, 'train', batch_size=32, device='cpu'), None,
-        train_config('default', epochs=1, ckpt_every=1), out=out, device='cpu', quiet=True)
-    assert (out/'checkpoints'/'step00000002-notes.txt').read_text() == 'not a checkpoint of ours'
-    ours = sorted(p.name for p in (out/'checkpoints').glob('step*') if f'checkpoints/{p.name}' in run_files(out))
-    assert ours == ['step00000009.pt', 'step00000009.safetensors']            # its own older checkpoints were pruned
 
 
 _HOLDER = textwrap.dedent('''
@@ -365,6 +316,7 @@ def _holder(out, tmp_path):
     return p
 
 
+# process: another process holds the lock while `facevae train` runs as a subprocess
 def test_a_second_training_into_a_locked_folder_exits_2_naming_the_other(script, tmp_path):
     out = tmp_path/'run'
     holder = _holder(out, tmp_path)
@@ -379,6 +331,7 @@ def test_a_second_training_into_a_locked_folder_exits_2_naming_the_other(script,
     assert holder.returncode == 0 and not (out/LOCK).exists()                # released on exit
 
 
+# process: the lock holder is killed with SIGKILL, then a real run takes the lock over
 def test_a_stale_lock_is_taken_over(script, tmp_path, capsys):
     out = tmp_path/'run'
     holder = _holder(out, tmp_path)
@@ -389,23 +342,9 @@ def test_a_stale_lock_is_taken_over(script, tmp_path, capsys):
     assert (out/'model.safetensors').exists()
 
 
-def test_the_lock_is_released_after_an_error(trained, tmp_path):
-    out = _copy(trained, tmp_path)
-    with pytest.raises(FaceVAEError): run_training('generated', out=str(out), **RUN_ARGS)   # no --resume: refused
-    assert not (out/LOCK).exists()
-    with run_lock(out): pass                                                  # and can be taken again
-
-
-def test_resume_without_config_is_refused(trained, tmp_path):
-    out = _copy(trained, tmp_path); (out/'config.json').unlink()
-    with pytest.raises(FaceVAEError, match='config.json is missing') as e:
-        run_training(out=str(out), resume=True, **{**RUN_ARGS, 'epochs': 2})
-    assert 'another --out' in str(e.value)
-
-
+# many bad values: every setting a resume must keep (--image-size is checked in nbs/05b_training_run.ipynb)
 @pytest.mark.parametrize('opt,val,msg', [
-    ('preset', 'seed', '--preset default, not seed'), ('image_size', 64, '--image-size 32, not 64'),
-    ('latent_dim', 8, '--latent-dim 16, not 8'), ('widths', '8,16,32', '--widths 16,32,64, not 8,16,32'),
+    ('preset', 'seed', '--preset default, not seed'), ('latent_dim', 8, '--latent-dim 16, not 8'), ('widths', '8,16,32', '--widths 16,32,64, not 8,16,32'),
     ('n_faces', 500, '--n-faces 400, not 500'), ('holdout', 40, '--holdout none, not 40'),
     ('seed', 3, '--seed 0, not 3'), ('batch_size', 16, '--batch-size 32, not 16')])
 def test_resume_with_different_settings_is_refused(trained, tmp_path, opt, val, msg):
@@ -415,17 +354,7 @@ def test_resume_with_different_settings_is_refused(trained, tmp_path, opt, val, 
     assert msg in str(e.value) and 'another --out' in str(e.value)
 
 
-def test_resume_on_other_data_is_refused_also_for_the_demo(trained, tmp_path, capsys):
-    out = _copy(trained, tmp_path)
-    with pytest.raises(FaceVAEError, match=r'is a run on generated faces, not on /elsewhere/celeba'):
-        run_training('/elsewhere/celeba', out=str(out), resume=True, **RUN_ARGS)
-    cfg = json.loads((out/'config.json').read_text()); cfg['data']['data'] = '/data/celeba'
-    (out/'config.json').write_text(json.dumps(cfg))                         # as if it were a CelebA run
-    rc, err = _cli('demo', '--out', out, '--minutes', '0.05', '--image-size', '32', '--n-faces', N_FACES, '--device', 'cpu',
-                   '--quiet', capsys=capsys)
-    assert rc == 2 and f'{out} is a run on /data/celeba, not on generated faces: use another --out' in err, err
-
-
+# a real training run (a resume that trains a second epoch with new options): too slow for the notebook
 def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
     out = _copy(trained, tmp_path)
     run_training(out=str(out), resume=True, epochs=2, lr=1e-4, grad_clip=0.5, amp=False, device='cpu', quiet=True)
@@ -434,6 +363,7 @@ def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
     assert json.loads((out/'checkpoints'/'last.json').read_text())['epoch'] == 2
 
 
+# process: a training process killed with SIGKILL in the middle of writing a checkpoint
 def test_stale_temporaries_of_a_killed_checkpoint_write_are_removed(script, tmp_path):
     "A real process killed by SIGKILL in the middle of writing a checkpoint; the next start removes what it left."
     out = tmp_path/'run'
@@ -458,6 +388,7 @@ def test_stale_temporaries_of_a_killed_checkpoint_write_are_removed(script, tmp_
     assert not (out/LOCK).exists() and json.loads((out/'checkpoints'/'last.json').read_text())['epoch'] == 1
 
 
+# a real training run (a run from before manifests, resumed): too slow for the notebook
 def test_a_run_from_before_manifests_resumes_and_keeps_foreign_files(trained, tmp_path):
     out = _copy(trained, tmp_path); (out/MANIFEST).unlink()
     (out/'checkpoints'/'step00000001.old').write_text('not ours')
@@ -466,6 +397,7 @@ def test_a_run_from_before_manifests_resumes_and_keeps_foreign_files(trained, tm
     assert 'config.json' in run_files(out) and 'checkpoints/step00000001.old' not in run_files(out)
 
 
+# many bad values: every training option through the command line
 @pytest.mark.parametrize('args,msg', [
     (['--epochs', '0'], 'epochs=0'), (['--epochs', '-1'], 'epochs=-1'),
     (['--max-minutes', '-1'], 'max_minutes=-1.0'), (['--max-minutes', 'nan'], "max_minutes=nan|--max-minutes: invalid value 'nan'"),
@@ -483,6 +415,7 @@ def test_bad_training_options_are_one_line_exit_2(tmp_path, capsys, args, msg):
     assert not out.exists() or not any(out.iterdir())                         # refused before anything was written
 
 
+# many bad values: the same checks through `run_training`
 @pytest.mark.parametrize('kw,msg', [(dict(epochs=0), 'epochs=0'), (dict(lr=math.nan), 'lr=nan'), (dict(lr=0), 'lr=0'),
                                     (dict(grad_clip=-1), 'grad_clip=-1'), (dict(max_minutes=-1), 'max_minutes=-1'),
                                     (dict(max_minutes=math.inf), 'max_minutes=inf'), (dict(holdout=-1), 'holdout=-1'),
@@ -493,19 +426,3 @@ def test_bad_values_are_refused_by_the_library_too(tmp_path, kw, msg):
     with pytest.raises(FaceVAEError, match=re.escape(msg)):
         run_training('generated', out=str(tmp_path/'run'), **{**RUN_ARGS, **kw})
     assert not (tmp_path/'run').exists()
-
-
-def test_no_amp_help_reads_right():
-    h = ' '.join(cli.arg_parser(run_training).format_help().split())
-    assert '--no-amp turn off: mixed precision' in h and '--no-amp trains in float32' in h   # not inverted
-
-
-def test_training_defaults_have_one_source():
-    "The presets' recipes come from model.preset_train_defaults; TrainConfig's own defaults are the default preset's."
-    from facevae_nb.model import preset_train_defaults
-    from facevae_nb.train import TrainConfig
-    for preset in ('seed', 'default'):
-        c, want = train_config(preset), preset_train_defaults(preset)
-        assert {k: getattr(c, k) for k in want} == want, preset
-    assert TrainConfig() == train_config('default')
-    assert train_config('seed').schedule == 'constant' and train_config('default').schedule == 'cosine'
