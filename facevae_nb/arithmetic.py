@@ -129,7 +129,9 @@ def vectors_from_codes(z:torch.Tensor, # codes (N, D)
                                   "have it")
     cols = sorted(set(want) | {attr_index(k) for k in keep})
     if method == 'regression': W = ridge_directions(z, A, lam); V = {CELEBA_ATTRS[k]: W[k] for k in cols}
-    else: V = {CELEBA_ATTRS[k]: mean_difference(z, A[:, k], balance_weights(A, k, min_count)[0] if balanced else None) for k in cols}
+    else:
+        bw = lambda k: balance_weights(A, k, min_count)[0] if balanced else None   # weights, or none
+        V = {CELEBA_ATTRS[k]: mean_difference(z, A[:, k], bw(k)) for k in cols}
     if keep:
         Kt = torch.stack([V[k] for k in keep])
         V = {k: v if k in keep else project_out(v, Kt) for k, v in V.items()}
@@ -273,7 +275,8 @@ def parse_attrs(specs # 'NAME=WEIGHT' strings (a list, or one string; commas sep
     if not specs: return {}
     if isinstance(specs, dict): items = [(str(k), v) for k, v in specs.items()]
     else:
-        parts = [p.strip() for s in ([specs] if isinstance(specs, str) else specs) for p in str(s).split(',') if p.strip()]
+        specs = [specs] if isinstance(specs, str) else specs
+        parts = [p.strip() for s in specs for p in str(s).split(',') if p.strip()]
         items = [(p.partition('=')[0].strip(), p.partition('=')[2].strip() if '=' in p else 1.0) for p in parts]
     out = {}
     for name, w in items:
@@ -293,7 +296,8 @@ def to_codes(model, # a VAE
             raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), "
                                f"got shape {tuple(x.shape)}; load photos with data.load_face")
         return encode_faces(model, x.float().div(255) if x.dtype == torch.uint8 else x.float())
-    if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim: return x.detach().float().cpu().reshape(-1, model.latent_dim)
+    if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim:
+        return x.detach().float().cpu().reshape(-1, model.latent_dim)
     raise FaceVAEError(f"expected images (N,3,H,W) or codes (N,{model.latent_dim}), got shape {tuple(x.shape)}")
 
 def edit_codes(z:torch.Tensor, # codes (N, D)

@@ -22,6 +22,10 @@ def in_test() -> bool:
     return os.environ.get('IN_TEST', '').lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_core.ipynb #918e6f71
+def _mps_available():
+    import torch
+    return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+
 def get_device(device:str|torch.device|None=None # 'cuda', 'mps', 'cpu', 'cuda:1', ... or None to pick the best available
               ) -> torch.device:
     "The requested device, or the best one available: CUDA, then Apple MPS, then CPU."
@@ -38,12 +42,12 @@ def get_device(device:str|torch.device|None=None # 'cuda', 'mps', 'cpu', 'cuda:1
         if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
             raise FaceVAEError(f"device {str(device)!r} was asked for, but only "
                                f"{torch.cuda.device_count()} CUDA GPU(s) are visible")
-        if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+        if dev.type == 'mps' and not _mps_available():
             raise FaceVAEError("device 'mps' was asked for, but Apple's MPS is not "
                                "available here; use --device cpu or leave it unset")
         return dev
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    if _mps_available(): return torch.device('mps')
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #3335b71b
@@ -76,7 +80,8 @@ def _umask() -> int:
 def _io_error(e:BaseException, path:Path):
     "`e` as an `OSError` naming `path`, when it is an I/O error that does not name a file of its own; else None."
     if isinstance(e, OSError): code, msg = e.errno, e.strerror
-    elif type(e).__name__ == 'SafetensorError' and (m := re.search(r'code: (\d+)', str(e))): code = int(m[1]); msg = os.strerror(code)
+    elif type(e).__name__ == 'SafetensorError' and (m := re.search(r'code: (\d+)', str(e))):
+        code = int(m[1]); msg = os.strerror(code)
     else: return None
     if code is None: return None
     return OSError(code, msg, str(path))
@@ -86,7 +91,8 @@ def atomic_path(path:str|Path # the final file name
                ):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block finishes without error."
     path = Path(path)
-    if path.is_dir(): raise FaceVAEError(f"{path} is a folder: give the name of a file to write (e.g. {path/'out.png'})")
+    if path.is_dir():
+        raise FaceVAEError(f"{path} is a folder: give the name of a file to write (e.g. {path/'out.png'})")
     path.parent.mkdir(parents=True, exist_ok=True)
     try: fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     except OSError as e: raise OSError(e.errno, e.strerror, str(path)) from None

@@ -30,7 +30,8 @@ CELEBA_ATTRS = ('5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bal
 def attr_index(name:str|int # an attribute name such as 'Smiling' (any case), or a column number 0..39
               ) -> int:
     "The column of attribute `name` in `CELEBA_ATTRS`; an unknown name raises an error suggesting the closest names."
-    if isinstance(name, (int, np.integer)) and not isinstance(name, bool) and 0 <= name < len(CELEBA_ATTRS): return int(name)
+    if isinstance(name, (int, np.integer)) and not isinstance(name, bool) and 0 <= name < len(CELEBA_ATTRS):
+        return int(name)
     key = str(name).strip().lower().replace(' ', '_').replace('-', '_')
     lower = [a.lower() for a in CELEBA_ATTRS]
     if key in lower: return lower.index(key)
@@ -67,9 +68,11 @@ def write_celeba(root:str|Path, # the folder to create (or add to)
         im.save(base/imgs/n, quality=quality)
     vals = np.where(attrs, 1, -1)
     if layout == 'kaggle':
-        (base/attr_name).write_text(_csv_text([['image_id'] + CELEBA_ATTRS] + [[n, *v] for n, v in zip(names, vals)], eol))
+        rows = [['image_id'] + CELEBA_ATTRS] + [[n, *v] for n, v in zip(names, vals)]
+        (base/attr_name).write_text(_csv_text(rows, eol))
         if partition is not None:
-            (base/part_name).write_text(_csv_text([['image_id', 'partition']] + [[n, int(p)] for n, p in zip(names, partition)], eol))
+            rows = [['image_id', 'partition']] + [[n, int(p)] for n, p in zip(names, partition)]
+            (base/part_name).write_text(_csv_text(rows, eol))
     else:
         rows = [n + ' ' + ' '.join(f'{x:2d}' for x in v) for n, v in zip(names, vals)]
         (base/attr_name).write_text(eol.join([str(len(names)), ' '.join(CELEBA_ATTRS) + ' '] + rows) + eol)
@@ -98,7 +101,8 @@ def find_celeba(path:str|Path # a CelebA folder in the official, torchvision or 
         raise FaceVAEError(f"CelebA folder {path} does not exist. Pass the folder that "
                            "holds img_align_celeba/ and list_attr_celeba.txt (or Kaggle's "
                            ".csv files), or use the built-in faces (--data generated).")
-    if not path.is_dir(): raise FaceVAEError(f"{path} is a file, not a folder: pass the CelebA folder that contains it.")
+    if not path.is_dir():
+        raise FaceVAEError(f"{path} is a file, not a folder: pass the CelebA folder that contains it.")
     for layout, (sub, imgs, attr, part) in LAYOUTS.items():
         base = path/sub   # the Google Drive download nests the same files in Img/, Anno/ and Eval/
         imgs, attr, part = (_first(base/imgs, base/'Img'/imgs), _first(base/attr, base/'Anno'/attr),
@@ -136,7 +140,8 @@ def _split_indices(partition, split):
 # %% ../nbs/01_data.ipynb #d48e2763
 def _lines(p):
     "Lines of a text file with their 1-based numbers, whatever the line endings; blank lines dropped."
-    return [(i, l) for i, l in enumerate(Path(p).read_bytes().decode('utf-8-sig', 'replace').splitlines(), 1) if l.strip()]
+    text = Path(p).read_bytes().decode('utf-8-sig', 'replace')
+    return [(i, l) for i, l in enumerate(text.splitlines(), 1) if l.strip()]
 
 def _first_rows(rows, p):
     "Rows (name, line, values) with each name's first row only; a warning names the first repeat and its lines."
@@ -188,7 +193,8 @@ def _read_attr_txt(p):
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
     rows = _first_rows(rows, p)
     if count != len(rows):
-        warnings.warn(f"{p} line {n1} says {count} images but the file lists {len(rows)}; using the {len(rows)} listed.", FaceVAEWarning)
+        warnings.warn(f"{p} line {n1} says {count} images but the file lists {len(rows)}; using the {len(rows)} listed.",
+                      FaceVAEWarning)
     return [r[0] for r in rows], _rows_to_attrs(rows, p)
 
 def _read_attr_csv(p):
@@ -351,7 +357,8 @@ def _file_sig(p): return None if p is None else [p.name, p.stat().st_size, p.sta
 def _images_sig(d:Path) -> list:
     "[count, sha1 of every (name, size, mtime)] of the files in the image folder `d`: one directory pass, no reading."
     with os.scandir(d) as it:
-        ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if not e.name.startswith('.') and e.is_file())
+        ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                      for e in it if not e.name.startswith('.') and e.is_file())
     return [len(ents), hashlib.sha1(''.join(f'{n}\0{s}\0{t}\n' for n, s, t in ents).encode()).hexdigest()]
 
 def _cache_key(f:CelebAFiles, image_size, crop_frac):
@@ -396,7 +403,8 @@ class FaceCache:
     "Decoded faces: `images` uint8 (N,3,S,S) (memory-mapped), `attrs` bool (N,40), `partition`, `names`, `meta`."
     def __init__(self, images, attrs, partition, names, meta=None, path=None):
         self.images, self.names, self.meta, self.path = images, list(names), dict(meta or {}), path
-        self.attrs, self.partition = torch.as_tensor(attrs, dtype=torch.bool), torch.as_tensor(partition, dtype=torch.int64)
+        self.attrs = torch.as_tensor(attrs, dtype=torch.bool)
+        self.partition = torch.as_tensor(partition, dtype=torch.int64)
         self.image_size = int(images.shape[-1])
         self._on = {}  # the whole uint8 array, per device, once it has been moved there
     def __len__(self): return len(self.names)
@@ -425,7 +433,8 @@ class FaceCache:
         if str(dev) not in self._on:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)   # torch warns that a read-only memmap is not writable
-                t = torch.from_numpy(self.images) if isinstance(self.images, np.ndarray) else torch.as_tensor(self.images)
+                im = self.images
+                t = torch.from_numpy(im) if isinstance(im, np.ndarray) else torch.as_tensor(im)
             if dev.type == 'cpu' and isinstance(self.images, np.memmap) and self.images.nbytes < 0.5*_ram_available():
                 t = torch.from_numpy(np.array(self.images))   # read the file into RAM once: gathers are 10x faster
             self._on[str(dev)] = t if dev.type == 'cpu' else t.to(dev)
@@ -471,7 +480,8 @@ def _decode_all(paths, image_size, crop_frac, out, out_path, workers, progress, 
     "Decode `paths` into `out` (N,3,S,S), in chunks, on `workers` processes; returns [(index, reason)] of failures."
     from tqdm.auto import tqdm
     chunk, nw, errs = 256, _n_workers(workers, len(paths)), []
-    jobs = [(paths[i:i+chunk], image_size, crop_frac, str(out_path) if nw else out, i) for i in range(0, len(paths), chunk)]
+    dest = str(out_path) if nw else out
+    jobs = [(paths[i:i+chunk], image_size, crop_frac, dest, i) for i in range(0, len(paths), chunk)]
     bar = tqdm(total=len(paths), unit='img', desc='decoding', disable=not progress, leave=False)
     if nw: out.flush()
     pool = mp.get_context('fork' if sys.platform.startswith('linux') else None).Pool(nw) if nw else None
@@ -502,7 +512,8 @@ def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle
     if not 0 < crop_frac <= 1: raise FaceVAEError(f"crop_frac={crop_frac!r} must be in (0, 1]: the side of the "
                                                   "centred square as a fraction of the width (default 128/178).")
     f = find_celeba(src)
-    key, folder = _cache_key(f, image_size, crop_frac), Path(cache) if cache else _default_cache(f, image_size, crop_frac)
+    key = _cache_key(f, image_size, crop_frac)
+    folder = Path(cache) if cache else _default_cache(f, image_size, crop_frac)
     if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)
     check_writable(folder, folder=True)               # before the slow part, not after it
     folder.mkdir(parents=True, exist_ok=True)
@@ -604,7 +615,9 @@ class FaceLoader:
                                "smaller batch size (--batch-size) or more faces.")
 
     def __len__(self): return self.n//self.bs if self.drop_last else math.ceil(self.n/self.bs)
-    def __repr__(self): return f'FaceLoader({self.n} faces/epoch, {len(self)} batches of {self.bs}, {self.device}, rank {self.rank}/{self.world_size})'
+    def __repr__(self):
+        return (f'FaceLoader({self.n} faces/epoch, {len(self)} batches of {self.bs}, {self.device}, '
+                f'rank {self.rank}/{self.world_size})')
     def set_epoch(self, epoch:int): "Make the next iteration produce epoch `epoch`."; self.epoch = int(epoch)
 
     def order(self, epoch:int) -> tuple:

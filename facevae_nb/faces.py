@@ -32,7 +32,8 @@ def sample_face_attrs(n:int, # number of faces
     for name, p in GENERATED_ATTRS.items():
         if p is not None and not name.endswith('_Hair'): a[:, attr_index(name)] = torch.rand(n, generator=generator) < p
     hair = torch.multinomial(torch.tensor([.3, .25, .3, .15]), n, replacement=True, generator=generator)
-    for k, name in enumerate(['Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Gray_Hair']): a[:, attr_index(name)] = hair == k
+    for k, name in enumerate(['Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Gray_Hair']):
+        a[:, attr_index(name)] = hair == k
     male, u = a[:, attr_index('Male')], torch.rand(n, generator=generator)
     a[:, attr_index('No_Beard')] = ~(male & (u < .5))
     a[:, attr_index('Wearing_Lipstick')] = ~male & (u >= .5)
@@ -57,7 +58,8 @@ def _grid(win):
 
 # %% ../nbs/02_faces.ipynb #a7adab1c
 _HAIR = torch.tensor([[.08, .07, .07], [.93, .80, .50], [.42, .26, .14], [.68, .68, .68]])
-_SKIN_LIGHT, _SKIN_DARK, _SKIN_PALE = torch.tensor([.92, .74, .60]), torch.tensor([.42, .28, .20]), torch.tensor([.99, .89, .83])
+_SKIN_LIGHT, _SKIN_DARK = torch.tensor([.92, .74, .60]), torch.tensor([.42, .28, .20])
+_SKIN_PALE = torch.tensor([.99, .89, .83])
 _EYES = torch.tensor([[.35, .22, .12], [.25, .45, .70], [.30, .50, .30], [.15, .10, .08]])
 # film grain, one of 101 per face
 _NOISE = torch.randn(101, 1, *FACE_SIZE, generator=torch.Generator().manual_seed(0))*.012
@@ -76,7 +78,8 @@ def _face_params(attrs, generator):
     p.update(bg1=torch.lerp(gray, C(), .75), bg2=torch.lerp(gray, C(), .75), shirt=C()*.8, hatc=C()*.9, frame=C()*.25,
              eye=_EYES[torch.randint(0, 4, (B,), generator=generator)],
              noise=torch.randint(0, 101, (B,), generator=generator))
-    hk = torch.stack([attrs[:, attr_index(n)] for n in ['Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Gray_Hair']], 1).float()
+    hairs = ['Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Gray_Hair']
+    hk = torch.stack([attrs[:, attr_index(n)] for n in hairs], 1).float()
     hk[:, 2] += (hk.sum(1) == 0).float()   # no hair colour given: brown
     p['hair'] = (hk @ _HAIR)*p['hair_v']
     skin = torch.lerp(_SKIN_LIGHT, _SKIN_DARK, p['tone'])*(1 - p['tone2'])
@@ -110,7 +113,8 @@ def _body(img, p, L):
 
 def _head(img, p, L):
     "Hair cap, ears and the face (shaded darker towards its edge), a beard for half the men, rosy cheeks."
-    s, cx, cy, frx, fry, male, hair, skin = L['s'], L['cx'], L['cy'], L['frx'], L['fry'], p['male'], p['hair'], p['skin']
+    s, cx, cy, frx, fry = L['s'], L['cx'], L['cy'], L['frx'], L['fry']
+    male, hair, skin = p['male'], p['hair'], p['skin']
     win = (14, 86, 10, 79); X, Y = _grid(win)
     _over(img, win, _ell(X, Y, cx, cy - 10 + 2*male, frx + 4 - male, fry + 3 - 2*male), hair)
     win = (30, 95, 14, 75); X, Y = _grid(win)

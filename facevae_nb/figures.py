@@ -34,7 +34,9 @@ def plot_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], row by row
     g, S, pad = image_grid(x, nrow=ncol), x.shape[-1], 2
     nrow = math.ceil(len(x)/ncol)
     H, W = g.shape[1:]
-    fig, ax = plt.subplots(figsize=(scale*W/60 + (1.3 if row_labels else 0.1), scale*H/60 + (0.3 if col_labels else 0) + (0.35 if title else 0.1)), dpi=80)
+    fw = scale*W/60 + (1.3 if row_labels else 0.1)                                   # room for the row labels
+    fh = scale*H/60 + (0.3 if col_labels else 0) + (0.35 if title else 0.1)
+    fig, ax = plt.subplots(figsize=(fw, fh), dpi=80)
     ax.imshow(g.permute(1, 2, 0).numpy())
     centres = lambda n: [pad + i*(S + pad) + S/2 - 0.5 for i in range(n)]
     ax.set_xticks(centres(ncol) if col_labels else [], [str(c) for c in col_labels] if col_labels else [])
@@ -138,7 +140,8 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                 ) -> Path:
     "Edit one face (a photo or a validation face of the run) with attribute vectors and write a PNG; returns the path."
     if (image is None) == (index is None):
-        raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)" + (", not both" if image is not None else ""))
+        raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
+                           + (", not both" if image is not None else ""))
     attrs, name = parse_attrs(attr), (_names([strip])[0] if strip else None)
     ws = _parse_weights(weights) if name else None
     if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "

@@ -106,7 +106,8 @@ def plot_latent_hists(enc:Encodings, # encodings of many images
         lo, hi = min(-4., float(vals[:, d].min())), max(4., float(vals[:, d].max()))   # never hide codes outside ±4
         sns.histplot(vals[:, d], bins=bins, stat='density', ax=ax, color='C0', edgecolor=None, binrange=(lo, hi))
         ax.plot(_NORMAL, _NORMAL_PDF, c='C3', lw=1)
-        ax.set_xlim(lo, hi); ax.set_ylim(0, min(ax.get_ylim()[1], 1.2)); ax.set_ylabel(''); ax.set_yticks([]); ax.tick_params(labelsize=6)
+        ax.set_xlim(lo, hi); ax.set_ylim(0, min(ax.get_ylim()[1], 1.2))
+        ax.set_ylabel(''); ax.set_yticks([]); ax.tick_params(labelsize=6)
         ax.set_title(f'z{d} KL {kl[d]:.2f}', fontsize=7)
     what = 'posterior means E[z|x]' if which == 'mu' else 'sampled z ~ q(z|x)'
     fig.suptitle(f'{what} of {len(enc)} images{" ("+enc.split+")" if enc.split else ""}, red: N(0,1)', fontsize=9)

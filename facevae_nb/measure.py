@@ -118,7 +118,8 @@ def train_classifier(faces, # a `FaceCache` (from `open_faces` or `run_faces`)
     if len(idx) < 2: raise FaceVAEError("train_classifier needs at least 2 faces, "
                                         f"got {len(idx)}; check the split / index")
     seed_everything(seed); dev = get_device(device)
-    clf = AttrClassifier(config or ClassifierConfig(image_size=faces.image_size)).to(dev).to(memory_format=torch.channels_last)
+    clf = AttrClassifier(config or ClassifierConfig(image_size=faces.image_size))
+    clf = clf.to(dev).to(memory_format=torch.channels_last)
     x_all, y_all = _images_of(faces, idx), faces.attrs[idx].float()
     pw = attr_pos_weight(y_all).to(dev)
     bs = min(batch_size, len(idx)); spe = len(idx)//bs; total = epochs*spe
@@ -255,7 +256,8 @@ def edit_report(model, # a trained VAE
         sel = (~faces.attrs[index, t]).nonzero().squeeze(1)[:max_faces]
         if len(sel) == 0: raise FaceVAEError(f"none of the {len(index)} faces lacks {name}; pass other faces")
         pick = index[sel]
-        z = encode_images(model, faces.images, pick, batch_size)[0] if codes is None else torch.as_tensor(codes)[sel].float()
+        if codes is None: z = encode_images(model, faces.images, pick, batch_size)[0]
+        else: z = torch.as_tensor(codes)[sel].float()
         unc = uncorrelated_attrs(corr, name, limit); others = torch.arange(len(unc)) != t
         p0 = None
         for w in ws:
@@ -275,7 +277,8 @@ def summarize_report(rows:list # from `edit_report`
     out = []
     for w in sorted({r['weight'] for r in rows}):
         rs = [r for r in rows if r['weight'] == w]
-        out.append(dict(weight=w, **{k: float(np.mean([r[k] for r in rs])) for k in ('success', 'success0', 'drift', 'drift_all')}))
+        out.append(dict(weight=w, **{k: float(np.mean([r[k] for r in rs]))
+                                    for k in ('success', 'success0', 'drift', 'drift_all')}))
     return out
 
 def success_point(rows:list, # from `edit_report` (or already summarised)
@@ -285,7 +288,8 @@ def success_point(rows:list, # from `edit_report` (or already summarised)
     s = rows if 'attr' not in rows[0] else summarize_report(rows)
     for a, b in zip(s, s[1:]):
         if b['success'] >= target:
-            f = 0. if b['success'] == a['success'] else min(max((target - a['success'])/(b['success'] - a['success']), 0.), 1.)
+            gap = b['success'] - a['success']
+            f = 0. if gap == 0 else min(max((target - a['success'])/gap, 0.), 1.)
             lerp = lambda k: a[k] + f*(b[k] - a[k])
             return dict(weight=b['weight'], success=b['success'], drift=b['drift'], drift_all=b['drift_all'],
                         weight_at=lerp('weight'), drift_at=lerp('drift'), drift_all_at=lerp('drift_all'))

@@ -43,11 +43,13 @@ class VAEConfig:
                                                                 "each stage, e.g. (32, 64, 128, 256)")
         # the one set of rules
         check_options(widths=w, blocks=b, image_size=self.image_size, latent_dim=self.latent_dim)
-        self.widths, self.image_size, self.latent_dim = tuple(int(x) for x in w), int(self.image_size), int(self.latent_dim)
+        self.widths = tuple(int(x) for x in w)
+        self.image_size, self.latent_dim = int(self.image_size), int(self.latent_dim)
         self.blocks = tuple(int(x) for x in b) if isinstance(b, (list, tuple)) else (int(b),)*len(self.widths)
         if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per "
                                                                     f"stage ({len(self.widths)})")
-        if self.norm not in ('batch', 'group', 'none'): raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
+        if self.norm not in ('batch', 'group', 'none'):
+            raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
         if self.act not in ('leaky', 'silu'): raise FaceVAEError(f"act={self.act!r}: use 'leaky' or 'silu'")
         if self.up not in ('convT', 'nearest'): raise FaceVAEError(f"up={self.up!r}: use 'convT' or 'nearest'")
         if self.recon not in ('sse', 'gaussian'): raise FaceVAEError(f"recon={self.recon!r}: use 'sse' or 'gaussian'")
@@ -280,7 +282,8 @@ def load_vae(path:str|Path, # a .safetensors file written by `save_vae`
     from safetensors.torch import load_file
     cfg = vae_metadata(path)['config']
     try: model = VAE(VAEConfig(**cfg))
-    except TypeError as e: raise FaceVAEError(f"{path}: its config does not match this version of facevae_nb ({e})") from None
+    except TypeError as e:
+        raise FaceVAEError(f"{path}: its config does not match this version of facevae_nb ({e})") from None
     sd = load_file(str(path))
     # files from before fitted priors: N(0, I)
     for k in ('prior_loc', 'prior_tril'): sd.setdefault(k, getattr(model, k))

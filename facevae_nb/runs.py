@@ -168,7 +168,8 @@ def clean_temporaries(run:str|Path # a run folder whose lock this process holds
         for f in d.glob('.*.tmp'):
             m = _TMP.fullmatch(f.name)
             if m and (f.parent/m[1]).relative_to(run).as_posix() in own: f.unlink(missing_ok=True); gone.append(f.name)
-    if gone: print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
+    if gone:
+        print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
     return gone
 
 @contextlib.contextmanager
@@ -188,7 +189,8 @@ def rng_state() -> dict:
     ver, words, gnext = random.getstate()
     return dict(torch=torch.get_rng_state(),
                 cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-                mps=torch.mps.get_rng_state() if torch.backends.mps.is_available() else torch.zeros(0, dtype=torch.uint8),
+                mps=(torch.mps.get_rng_state() if torch.backends.mps.is_available()
+                     else torch.zeros(0, dtype=torch.uint8)),
                 numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
                            gauss=float(gauss)),
                 python=dict(version=int(ver), words=torch.tensor(words, dtype=torch.int64), gauss_next=gnext))

@@ -68,9 +68,12 @@ class TrainConfig:
     log_every:int=10 # steps between loss records (progress bar, loss curve)
     def __post_init__(self):
         check_options(**asdict(self))                  # the project's one table of rules (core.OPTION_RULES)
-        for k in ('epochs', 'batch_size', 'ckpt_every', 'seed', 'nan_patience', 'n_samples', 'log_every'): setattr(self, k, int(getattr(self, k)))
-        if self.optimizer not in ('adam', 'adamw'): raise FaceVAEError(f"optimizer={self.optimizer!r}: use 'adam' or 'adamw'")
-        if self.schedule not in ('cosine', 'constant'): raise FaceVAEError(f"schedule={self.schedule!r}: use 'cosine' or 'constant'")
+        for k in ('epochs', 'batch_size', 'ckpt_every', 'seed', 'nan_patience', 'n_samples', 'log_every'):
+            setattr(self, k, int(getattr(self, k)))
+        if self.optimizer not in ('adam', 'adamw'):
+            raise FaceVAEError(f"optimizer={self.optimizer!r}: use 'adam' or 'adamw'")
+        if self.schedule not in ('cosine', 'constant'):
+            raise FaceVAEError(f"schedule={self.schedule!r}: use 'cosine' or 'constant'")
 
 # %% ../nbs/05_train.ipynb #006f0e93
 _OPTIM_KEYS = ('optimizer', 'lr', 'weight_decay', 'batch_size', 'kl_warmup_epochs', 'grad_clip')
@@ -495,7 +498,8 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
         if v is None or (k == 'n_faces' and h is None): continue
         if k == 'holdout': v = v or None
         if v != h:
-            opt, fmt = '--' + k.replace('_', '-'), lambda x: ','.join(map(str, x)) if isinstance(x, tuple) else 'none' if x is None else x
+            opt = '--' + k.replace('_', '-')
+            fmt = lambda x: ','.join(map(str, x)) if isinstance(x, tuple) else 'none' if x is None else x
             raise FaceVAEError(f"{out} was trained with {opt} {fmt(h)}, not {fmt(v)}, and a resumed run keeps its "
                                f"settings: drop {opt} to continue that run, or use another --out for a new run")
     return saved
@@ -512,13 +516,15 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
         new = {k: v for k, v in dict(epochs=opts['epochs'], max_minutes=opts['max_minutes'], lr=opts['lr'], grad_clip=opts['grad_clip'],
                                      ckpt_every=opts['ckpt_every'], amp=None if opts['amp'] else False).items() if v is not None}
         changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
-        if changed: say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
+        if changed:
+            say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
         cfg = TrainConfig(**dict(saved['train'], **new))
         cfg.compile = opts['compile']
         spec = {k: saved['data'][k] for k in _SPEC}
         seed_everything(spec['seed'])
         return VAE(VAEConfig(**saved['model'])), cfg, spec
-    o = dict(opts, **{k: _NEW_RUN[k] for k in ('data', 'preset', 'image_size', 'n_faces', 'seed', 'ckpt_every') if opts[k] is None})
+    unset = [k for k in ('data', 'preset', 'image_size', 'n_faces', 'seed', 'ckpt_every') if opts[k] is None]
+    o = dict(opts, **{k: _NEW_RUN[k] for k in unset})
     seed_everything(o['seed'])
     model = make_vae(o['preset'], o['image_size'], latent_dim=o['latent_dim'], widths=o['widths'])
     cfg = train_config(o['preset'], epochs=_NEW_RUN['epochs'] if o['epochs'] is None else o['epochs'],
@@ -586,7 +592,8 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
     check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes,
                   seed=seed, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
                   grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
-    if data not in (None, 'generated') and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())
+    if data not in (None, 'generated') and Path(data).expanduser().exists():
+        data = str(Path(data).expanduser().resolve())
     opts = dict(data=data, preset=preset, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
                 latent_dim=latent_dim, widths=_parse_widths(widths), max_minutes=max_minutes, seed=seed, amp=amp,
                 compile=compile, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
@@ -594,7 +601,8 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
     rank, ws, local, started = _init_distributed(device)
     say = (lambda msg: None) if quiet or in_test() or rank else print
     try:
-        dev = torch.device('cuda', local) if ws > 1 and torch.cuda.is_available() and device in (None, 'cuda') else get_device(device)
+        ddp_gpu = ws > 1 and torch.cuda.is_available() and device in (None, 'cuda')   # each process its own GPU
+        dev = torch.device('cuda', local) if ddp_gpu else get_device(device)
         out = Path(out).expanduser()
         # read-only checks before anything is written
         if rank == 0: check_writable(out, folder=True); _check_out(out, force)

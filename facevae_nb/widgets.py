@@ -98,7 +98,8 @@ class _Explorer:
     "Displays as its `.widget` (with a plain-text line for places that cannot run widgets); decodes on one CPU thread."
     def _repr_mimebundle_(self, **kwargs):
         b = self.widget._repr_mimebundle_(**kwargs)
-        b['text/plain'] = f'{type(self).__name__}: a live widget; run the notebook in Jupyter, VS Code or Colab to use it'
+        b['text/plain'] = (f'{type(self).__name__}: a live widget; '
+                          'run the notebook in Jupyter, VS Code or Colab to use it')
         return b
     def _one_thread(self):
         "One torch thread for the one-image work of a move on the CPU (see the timings below for why)."
@@ -118,7 +119,8 @@ class EditExplorer(_Explorer):
                 ):
         self.model, self.faces, self.index = model, faces, torch.as_tensor(index)
         self.vectors = {a: torch.as_tensor(v).float().reshape(-1).cpu() for a, v in vectors.items()}
-        self.rng, self.weight_range, self.weights, self.latency, self._quiet = random.Random(seed), weight_range, {}, [], False
+        self.rng, self.weight_range = random.Random(seed), weight_range
+        self.weights, self.latency, self._quiet = {}, [], False
         names = [a for a in CELEBA_ATTRS if a in self.vectors] + sorted(set(self.vectors) - set(CELEBA_ATTRS))
         self.face = W.IntSlider(0, 0, len(self.index)-1, description='face', continuous_update=False)
         self.random = W.Button(description='random face', icon='random')
@@ -343,7 +345,8 @@ class MorphExplorer(_Explorer):
             self.xmorph = decode_codes(self.model, self.code()[None])[0]
             self.morph.value = to_png(self.xmorph)
         self.latency.append(time.perf_counter() - tm)
-        self.status.value = f'faces {self.a.value} → {self.b.value}, {self.method.value} at t = {self.t.value:.2f} ({1000*self.latency[-1]:.0f} ms)'
+        self.status.value = (f'faces {self.a.value} → {self.b.value}, {self.method.value} at t = {self.t.value:.2f} '
+                             f'({1000*self.latency[-1]:.0f} ms)')
 
     def strip(self, steps:int=8 # images on the path, both ends included
              ) -> torch.Tensor:
