@@ -58,7 +58,7 @@ def balance_weights(attrs:torch.Tensor, # bool (N, 40): the attributes of the fa
                     name, # the attribute whose two groups are balanced (a name such as 'Eyeglasses', or a column)
                     min_count:int=20 # match another attribute only if each group has at least this many faces with and without it
                    ) -> tuple:
-    "Weights (N,) giving the faces with and without `name` the same rates of the other attributes, and the (40,) mask of matched ones."
+    "Weights (N,) giving faces with and without `name` equal rates of other attributes, and the (40,) matched mask"
     col, A = attr_index(name), torch.as_tensor(attrs).bool()
     has = A[:, col]
     if has.all() or not has.any():
@@ -76,7 +76,7 @@ def ridge_directions(z:torch.Tensor, # codes (N, D)
                      attrs:torch.Tensor, # bool (N, 40) attributes
                      lam:float=1e-3 # ridge penalty, in units of attribute variance (a binary attribute's is p(1-p) <= 0.25)
                     ) -> torch.Tensor:
-    "The coefficients (40, D) of the ridge regression of the codes on all attributes: row k is attribute k's conditional direction."
+    "Coefficients (40, D) of the ridge regression of the codes on all attributes: row k is attribute k's direction."
     Ac, Zc = attrs.double() - attrs.double().mean(0), z.double() - z.double().mean(0)
     n = len(z)
     C = Ac.T @ Ac / n + lam*torch.eye(Ac.shape[1], dtype=torch.float64)
@@ -212,7 +212,7 @@ def file_sha256(path:str|Path # a file
     return h.hexdigest()
 
 def _read_vectors(path:Path, sha:str) -> tuple:
-    "({key: (names, (K,D) tensor)}, entries metadata) of a cache file made for the model with hash `sha`; empty if stale or unreadable."
+    "({key: (names, (K,D) tensor)}, metadata) of a cache file for the model hashed `sha`; empty if stale or unreadable"
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
@@ -231,7 +231,7 @@ def run_vectors(run:str|Path, # a run folder (or its model.safetensors)
                 model=None, # the run's model if already loaded (saves loading it again)
                 device=None # where to encode (default: the best available)
                ) -> dict:
-    "The run's attribute vectors {name: (D,)}, from RUN/attr_vectors.safetensors when it was made for this model file, else computed and stored."
+    "The run's attribute vectors {name: (D,)}, from RUN/attr_vectors.safetensors if made for this model, else computed."
     _check_method(method, balanced); keep = _names(keep)
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
     mfile = run/'model.safetensors'
@@ -271,7 +271,7 @@ def _weight(w:str, name:str) -> float:
 
 def parse_attrs(specs # 'NAME=WEIGHT' strings (a list, or one string; commas separate several), or a dict {name: weight}
                ) -> dict:
-    "{canonical CelebA name: weight} from user input such as ['smiling=1.5', 'Eyeglasses']; unknown names and bad weights raise one clear line."
+    "{CelebA name: weight} from input such as ['smiling=1.5', 'Eyeglasses']; a bad name or weight raises one line."
     if not specs: return {}
     if isinstance(specs, dict): items = [(str(k), v) for k, v in specs.items()]
     else:

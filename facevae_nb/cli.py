@@ -80,7 +80,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
          seed:int=0, # seed for the faces, the model and the samples
          quiet:bool=False # no progress bar
         ) -> Path:
-    "Train a VAE on built-in generated faces, then write samples, latent-space figures and an attribute-edit strip; returns the run folder."
+    "Train a VAE on generated faces, then write samples, latent figures and an edit strip; returns the run folder."
     from facevae_nb.train import run_training
     from facevae_nb.generate import sample_to_file
     from facevae_nb.latents import latent_figures
@@ -136,7 +136,7 @@ def _check_out(f, kw:dict):
     if not folder and Path(default).suffix.lower() in IMAGE_FORMATS: image_format(kw['out'])
 
 def _check_run_files(kw:dict):
-    "Read every JSON file of the run folder the command will open (--run, or --out when resuming): a damaged one is named."
+    "Read each JSON file of the run folder the command opens (--run, or --out to resume): a damaged one is named."
     for folder in [kw.get('run'), kw.get('out') if kw.get('resume') else None]:
         if folder is None or not Path(folder).is_dir(): continue
         for p in sorted(Path(folder).glob('*.json')) + sorted(Path(folder).glob('checkpoints/*.json')): read_json(p)

@@ -78,7 +78,7 @@ def course_run(data:str|None=None, # 'generated' or a CelebA folder for a new ru
                tiny:bool|None=None, # a tiny run in a temporary folder, trained in seconds (default: under tests only)
                quiet:bool=False # no progress bar or messages
               ) -> Path:
-    "The course's trained run folder: trained once at a fixed place and reused (resumed if interrupted); under tests a tiny one."
+    "The course's run folder, trained once at a fixed place and reused (resumed if interrupted); tiny under tests."
     check_options(epochs=epochs, max_minutes=max_minutes, n_faces=n_faces)
     if in_test() if tiny is None else tiny:
         with _same_rng(): return _tiny_run(device=device)

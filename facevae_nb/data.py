@@ -373,7 +373,7 @@ _TEMPORARIES = ('.images.npy.*.tmp', '.images.npy.*.tmp.good', '.labels.npz.*.tm
 
 @contextlib.contextmanager
 def _build_lock(folder:Path):
-    "Hold the cache folder's build lock (waiting for another build to finish); then remove a killed build's temporaries."
+    "Hold the cache folder's build lock (waiting for another build), then remove a killed build's temporaries."
     try: import fcntl
     except ImportError: fcntl = None   # Windows: no lock, and temporaries are left alone
     fh = open(folder/'.lock', 'a+') if fcntl else None
@@ -410,7 +410,7 @@ class FaceCache:
     def __len__(self): return len(self.names)
     def __repr__(self): return f'FaceCache({len(self)} faces, {self.image_size} px, {self.path})'
     def indices(self, split:str='all', holdout:int|None=None) -> torch.Tensor:
-        "Indices of the faces in `split` ('train', 'valid', 'test', 'all'); `holdout=N`: 'valid' is the last N by name, 'train' the rest."
+        "Indices of the faces in `split` (train, valid, test, all); `holdout=N`: valid is the last N by name."
         split = {'val': 'valid', 'validation': 'valid'}.get(split, split)
         if holdout and split == 'test':
             raise FaceVAEError(f"with holdout={holdout} the held-out faces are the 'valid' split "
@@ -421,7 +421,7 @@ class FaceCache:
             return order[-holdout:] if split == 'valid' else order[:-holdout]
         return _split_indices(self.partition, split)
     def get(self, idx, device='cpu') -> torch.Tensor:
-        "Faces `idx` (int, slice, list or tensor) as float (N,3,S,S) in [0,1], on the CPU unless `device` says otherwise."
+        "Faces `idx` (int, slice, list or tensor) as float (N,3,S,S) in [0,1], on the CPU unless `device` says so."
         idx = torch.as_tensor(idx).reshape(-1).numpy() if not isinstance(idx, slice) else idx
         return torch.from_numpy(np.array(self.images[idx])).to(get_device(device)).float().div_(255)
     def attr(self, name) -> torch.Tensor:
@@ -621,7 +621,7 @@ class FaceLoader:
     def set_epoch(self, epoch:int): "Make the next iteration produce epoch `epoch`."; self.epoch = int(epoch)
 
     def order(self, epoch:int) -> tuple:
-        "This rank's cache indices for `epoch` in batch order, and whether each is flipped (a pure function of seed and epoch)."
+        "This rank's cache indices for `epoch` in batch order and whether each is flipped (a function of seed, epoch)."
         g, N = torch.Generator().manual_seed(_mix(self.seed, epoch)), len(self.indices)
         perm = torch.randperm(N, generator=g) if self.shuffle else torch.arange(N)
         flips = torch.rand(N, generator=g) < 0.5 if self.flip else torch.zeros(N, dtype=torch.bool)
@@ -636,7 +636,7 @@ class FaceLoader:
     def iter_from(self, epoch:int, # the epoch to produce
                   batch:int=0 # the first batch to produce (to resume an interrupted epoch)
                  ):
-        "Yield batches `batch`, `batch+1`, ... of `epoch`, exactly as an uninterrupted epoch would; then advance `epoch`."
+        "Yield batches `batch`, `batch+1`, ... of `epoch` as an uninterrupted epoch would; then advance `epoch`."
         data, dev = self._data(), self.device
         idx, flips = self.order(epoch)                  # flips stay on the CPU: which rows to flip is known ahead
         idx = idx.to(data.device)

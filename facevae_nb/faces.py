@@ -90,7 +90,7 @@ def _face_params(attrs, generator):
 def _rgb(B, *c): return torch.tensor([c], dtype=torch.float32).expand(B, 3)
 
 def _layout(p):
-    "Where the face is, for every layer: centre (cx, cy), radii (frx, fry), scale s, eye line ey and eye spacing eye_dx."
+    "Where the face is, for each layer: centre (cx, cy), radii (frx, fry), scale s, eye line ey, eye spacing eye_dx"
     s, cx, cy = p['s'], 44.5 + p['dx'], 62 + p['dy']
     return dict(s=s, cx=cx, cy=cy, frx=s*(p['frx'] + 1.5*p['male']), fry=s*p['fry'], ey=cy - 6.5*s,
                 eye_dx=s*p['eye_dx'])
@@ -148,7 +148,7 @@ def _nose(img, p, L):
     _over(img, win, .35*_ell(X, Y, L['cx'], L['cy'] + 5*s, 2.6*s, 1.6*s), p['skin']*.6)
 
 def _mouth(img, p, L):
-    "A line, or a smile (the lower rim of a ring); open: a dark oval, with teeth when smiling; lipstick colours the lips."
+    "A line or a smile (the lower rim of a ring); open: a dark oval, teeth when smiling; lipstick colours the lips"
     s, cx, smile, B = L['s'], L['cx'], p['smiling'], len(L['s'])
     win = (66, 88, 28, 62); X, Y = _grid(win)
     my, mw = L['cy'] + 13.5*s, s*p['mouth_w']

@@ -77,7 +77,7 @@ def random_codes(model, # a trained VAE
 
 def average_code(model # a trained VAE
                 ) -> torch.Tensor:
-    "The code of the average face: the mean of the model's prior (after training, of the training faces' codes): (1, D)."
+    "The code of the average face: the mean of the model's prior (after training, of the training codes): (1, D)."
     return _prior(model, torch.zeros(1, model.latent_dim))
 
 # %% ../nbs/08b_figures.ipynb #2dbbeb29
@@ -171,7 +171,7 @@ def edit_strip_to_file(run:str|Path, # a run folder
                        method:str='mean', # how the vectors are estimated
                        device:str|None=None # where to run the model
                       ) -> Path:
-    "Write a labelled figure: for each attribute, `n` validation faces of the run that lack it, with it added at each weight."
+    "Write a labelled figure: per attribute, `n` validation faces that lack it, with it added at each weight."
     names, ws = _names(names), _parse_weights(weights)
     model = load_run(run, device=get_device(device))
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p

@@ -192,7 +192,7 @@ def sample_faces(model, # a trained VAE
                  attrs:dict|None=None, # attributes to add to every face, {name: weight}, e.g. {'Smiling': 1.5} (needs `vectors`)
                  vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.arithmetic.run_vectors`
                 ) -> torch.Tensor:
-    "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it), plus any attribute vectors; images (n,3,H,W) on the CPU."
+    "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it) plus attribute vectors."
     z = _prior(model, prior_noise(n, model.latent_dim, temperature, seed))
     return decode_codes(model, add_vectors(z, attrs, vectors))
 
@@ -253,7 +253,7 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
                    method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
                   ) -> Path:
-    "Sample `n` faces from the model of `run` (optionally with added attributes) and save them as one PNG grid; returns the path."
+    "Sample `n` faces from the model of `run` (optionally with attributes added) into one grid; returns its path."
     # the project's shared rules, before anything slow
     check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)
     attrs = vectors = None

@@ -26,7 +26,7 @@ from .generate import run_faces, run_split, encode_images
 # %% ../nbs/07_latents.ipynb #3b5ba75a
 @dataclass
 class Encodings:
-    "Posterior means and log-variances of N images (N, D), with their attributes (N, 40) and dataset indices when known."
+    "Posterior means and log-variances of N images (N, D), their attributes (N, 40) and dataset indices if known."
     mu:torch.Tensor
     logvar:torch.Tensor
     attrs:torch.Tensor|None=None

@@ -157,7 +157,7 @@ def attr_accuracy(probs:torch.Tensor, # predicted probabilities (N,40)
                   attrs:torch.Tensor, # true labels, bool (N,40)
                   threshold:float=0.5 # decision threshold
                  ) -> dict:
-    "Per-attribute accuracy, balanced accuracy (mean of the true-positive and true-negative rates) and positive rate, each (40,)."
+    "Per-attribute accuracy, balanced accuracy (mean of true-positive and true-negative rates), positive rate."
     p, y = probs >= threshold, torch.as_tensor(attrs).bool()
     tpr = (p & y).sum(0)/y.sum(0).clamp_min(1); tnr = (~p & ~y).sum(0)/(~y).sum(0).clamp_min(1)
     bal = torch.where((y.sum(0) > 0) & ((~y).sum(0) > 0), (tpr + tnr)/2, torch.full_like(tpr, float('nan')))
@@ -175,7 +175,7 @@ def save_classifier(clf:AttrClassifier, # a trained classifier
                     path:str|Path, # a folder (gets classifier.safetensors + classifier.json) or a .safetensors file
                     info:dict|None=None # extra JSON-able information (e.g. holdout accuracy) for the .json file
                    ) -> Path:
-    "Save the weights (safetensors) and, beside them, a JSON file with the config, attribute names and `info`; both atomically."
+    "Save the weights (safetensors) and a JSON file beside them (config, attribute names, `info`), atomically."
     from safetensors.torch import save_file
     f, j = _clf_paths(path)
     sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in clf.state_dict().items()}
@@ -284,7 +284,7 @@ def summarize_report(rows:list # from `edit_report`
 def success_point(rows:list, # from `edit_report` (or already summarised)
                   target:float=0.8 # the mean success to reach
                  ) -> dict:
-    "Where mean success first reaches `target`: that weight with its drifts, and the drifts interpolated to exactly `target`."
+    "Where mean success first reaches `target`: that weight, its drifts, and drifts interpolated to `target` exactly"
     s = rows if 'attr' not in rows[0] else summarize_report(rows)
     for a, b in zip(s, s[1:]):
         if b['success'] >= target:
@@ -303,7 +303,7 @@ def plot_success_drift(reports:dict, # {label: rows from `edit_report`}, e.g. on
                        max_drift:float=0.04, # the drift goal (a dotted line)
                        title:str|None=None # a title for the figure
                       ):
-    "Mean success against weight (left) and mean drift of the uncorrelated attributes against mean success (right), one curve per report."
+    "Mean success against weight, and drift of uncorrelated attributes against success; one curve per report."
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
     for i, (label, rows) in enumerate(reports.items()):
@@ -326,7 +326,7 @@ def report_markdown(reports:dict, # {label: rows from `edit_report`}
                     target:float=0.8, # the success goal
                     per_weight:bool=True # also one row per (label, weight)
                    ) -> str:
-    "Markdown tables: per label, where mean success first reaches `target` (and the drifts there); optionally every weight."
+    "Markdown tables: per label, where mean success first reaches `target`, with its drifts; optionally every weight"
     L = [f'| vectors | first weight with success ≥ {target:.2f} | success there | drift uncorr. / all 39 there | '
          f'drift uncorr. / all at exactly {target:.2f} (interpolated) |', '|---|---|---|---|---|']
     for label, rows in reports.items():

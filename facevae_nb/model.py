@@ -189,7 +189,7 @@ def _xavier(m):
 @contextlib.contextmanager
 def evaluating(model:nn.Module # a model, in train or eval mode
               ):
-    "A block with `model` in eval mode, autograd off and deterministic cuDNN; the previous settings are restored afterwards."
+    "A block with `model` in eval mode, no autograd and deterministic cuDNN; previous settings restored after."
     was_training, cudnn = model.training, torch.backends.cudnn
     flags = cudnn.deterministic, cudnn.benchmark
     model.eval(); cudnn.deterministic, cudnn.benchmark = True, False

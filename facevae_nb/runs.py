@@ -47,7 +47,7 @@ def claim(run:str|Path, # the run folder
 def remove_own(run:str|Path, # the run folder
                *names:str # files to delete, relative to `run`
               ) -> list:
-    "Delete those of `names` that the manifest lists (facevae wrote them); every other file is left alone. Returns the deleted."
+    "Delete those of `names` that the manifest lists (facevae wrote them), and no other file; returns the deleted."
     run = Path(run); own = run_files(run); gone = [n for n in names if n in own]
     for n in gone: (run/n).unlink(missing_ok=True)
     if gone: _write_manifest(run, own - set(gone))
@@ -142,7 +142,7 @@ _OURS = re.compile(r'config\.json|model\.safetensors|prior\.json|metrics\.(csv|j
 
 def is_run(run:str|Path # a folder
           ) -> bool:
-    "Whether `run` is a facevae run folder: it has a manifest, or (older runs) a `config.json` written by `run_training`."
+    "Whether `run` is a facevae run folder: it has a manifest, or (older runs) a `config.json` from `run_training`."
     run = Path(run)
     if (run/MANIFEST).exists(): return True
     try: c = read_json(run/'config.json') if (run/'config.json').is_file() else None
@@ -150,7 +150,7 @@ def is_run(run:str|Path # a folder
     return isinstance(c, dict) and {'model', 'train', 'data'} <= c.keys()
 
 def _adopt(run):
-    "Give a run from before manifests a manifest: the files facevae writes there, by name, and the checkpoints it points at."
+    "Give a run from before manifests a manifest: the files facevae writes there and the checkpoints they name."
     if (run/MANIFEST).exists() or not is_run(run): return
     have = {p.relative_to(run).as_posix() for p in run.rglob('*') if p.is_file()}
     own = {n for n in have if _OURS.fullmatch(n)}
@@ -162,7 +162,7 @@ def _adopt(run):
 
 def clean_temporaries(run:str|Path # a run folder whose lock this process holds
                      ) -> list:
-    "Delete the temporaries a killed write left next to the run's own files; returns their names. Nothing else is touched."
+    "Delete the temporaries a killed write left beside the run's own files (nothing else); returns their names."
     run = Path(run); own = run_files(run) | {MANIFEST}; gone = []
     for d in {(run/n).parent for n in own}:
         for f in d.glob('.*.tmp'):
@@ -213,7 +213,7 @@ def save_checkpoint(ckdir:str|Path, # the run's `checkpoints/` folder
                     state:dict, # training state: tensors, numbers, strings, lists, dicts only
                     best:bool=False # also make this the `best` checkpoint
                    ) -> Path:
-    "Write weights (safetensors) + state (`weights_only`-loadable), atomically point `last.json` at them, prune older ones."
+    "Write weights (safetensors) and state (`weights_only`-loadable), point `last.json` at them, prune older ones."
     ckdir = Path(ckdir); step = int(state['step']); run, sub = ckdir.parent, ckdir.name
     name = f'step{step:08d}'
     claim(run,

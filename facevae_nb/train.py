@@ -131,7 +131,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
              seed:int=0, # seed of the private generator for the sampled z
              amp:bool=False # forward passes under bf16/fp16 autocast: faster, for monitoring during training
             ) -> dict:
-    "Validation dict(psnr, mse, kl, nelbo_bpd, n): PSNR of decode(mu), calibrated negative ELBO in bits/dim (KL to the model's prior)."
+    "Validation dict(psnr, mse, kl, nelbo_bpd, n): PSNR of decode(mu), calibrated negative ELBO in bits/dim."
     m = unwrap_model(model); dev = m.device
     adt = amp_dtype(dev) if amp else None
     g = torch.Generator().manual_seed(seed)
@@ -336,7 +336,7 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
 # %% ../nbs/05_train.ipynb #06d0f8e0
 @patch
 def run(self:Trainer) -> dict:
-    "Train from the current state to the end (or the time budget); returns dict(metrics, losses, step, epoch, stopped, best)."
+    "Train to the end or the time budget; returns dict(metrics, losses, step, epoch, stopped, best)."
     # one loop, kept whole so that the order of step, log, checkpoint and time stop reads top to bottom
     st, cfg, spe = self.st, self.cfg, self.spe
     if self.rank: torch.manual_seed(cfg.seed * 1000 + self.rank + st['step'] * 7919)   # DDP: each rank its own noise
@@ -419,7 +419,7 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
                   valid_dl=None, # validation loader, to score the model under both priors
                   max_images:int=20000 # encode at most this many training faces
                  ) -> dict:
-    "Fit the run's prior to the aggregate posterior of the training faces; returns (and writes to prior.json) the scores."
+    "Fit the run's prior to the aggregate posterior of the training faces; returns the scores (also in prior.json)."
     out = Path(out); f = out/'model.safetensors'
     meta = {k: v for k, v in vae_metadata(f).items() if k not in ('format', 'config')}
     m = load_vae(f, device=train_dl.device if hasattr(train_dl, 'device') else None)
@@ -458,7 +458,7 @@ def _parse_widths(widths):
     return None if widths is None else tuple(int(w) for w in check_options(widths=widths)['widths'])
 
 def _check_out(out:Path, force:bool):
-    "Refuse an existing, non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
+    "Refuse a non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
     if not out.is_dir() or force or is_run(out): return
     other = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if other:
@@ -508,7 +508,7 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
 _SPEC = ('data', 'image_size', 'holdout', 'limit', 'n_faces', 'seed')   # what a run's data is: config.json's `data`
 
 def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
-    "(model, TrainConfig, data spec): a resumed run's from its config.json (with the values a resume may change), else new."
+    "(model, TrainConfig, data spec): a resumed run's from its config.json (with what a resume may change), or new"
     given = {k: opts[k] for k in ('data', 'preset', 'image_size', 'latent_dim', 'widths', 'holdout', 'limit', 'seed',
                                   'n_faces', 'batch_size', 'weight_decay', 'kl_warmup_epochs')}
     saved = _saved_run(out, resume, given, say)

@@ -261,7 +261,7 @@ def strip(self:EditExplorer,
           attrs=None, # attributes, one row each (default: the chosen ones, else Smiling, Eyeglasses, Blond_Hair)
           weights=(-2, -1, 0, 1, 2, 3) # weights, one column each
          ) -> torch.Tensor:
-    "The current face edited by each attribute alone at each weight: (len(attrs)*len(weights),3,H,W), a row per attribute."
+    "The current face edited by each attribute alone at each weight: (len(attrs)*len(weights),3,H,W), a row each."
     attrs = list(attrs or self.attrs.value or [a for a in ('Smiling', 'Eyeglasses', 'Blond_Hair') if a in self.vectors])
     return attribute_grid(self.model, self.z[0], attrs, self.vectors, weights)
 
