@@ -17,7 +17,8 @@ __all__ = ['CELEBA_ATTRS', 'LAYOUTS', 'SPLITS', 'CACHE_VERSION', 'attr_index', '
 import numpy as np
 import torch
 from PIL import Image
-from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread, check_writable
+from .core import (FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread,
+                             check_writable)
 
 # %% ../nbs/01_data.ipynb #d02682f8
 CELEBA_ATTRS = ('5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair '
@@ -193,7 +194,8 @@ def _read_attr_txt(p):
         vals = parts[1:]; rows.append((parts[0], n, [vals[c] for c in cols]))
     rows = _first_rows(rows, p)
     if count != len(rows):
-        warnings.warn(f"{p} line {n1} says {count} images but the file lists {len(rows)}; using the {len(rows)} listed.",
+        warnings.warn(f"{p} line {n1} says {count} images but the file lists {len(rows)}; "
+                      f"using the {len(rows)} listed.",
                       FaceVAEWarning)
     return [r[0] for r in rows], _rows_to_attrs(rows, p)
 

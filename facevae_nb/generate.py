@@ -15,7 +15,8 @@ __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
-from .core import FaceVAEError, get_device, amp_dtype, image_grid, save_grid, show_images, in_test, check_options, read_json
+from .core import (FaceVAEError, get_device, amp_dtype, image_grid, save_grid, show_images, in_test,
+                             check_options, read_json)
 from .model import load_run, evaluating
 from .faces import open_faces
 

@@ -513,8 +513,9 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
                                   'n_faces', 'batch_size', 'weight_decay', 'kl_warmup_epochs')}
     saved = _saved_run(out, resume, given, say)
     if saved:
-        new = {k: v for k, v in dict(epochs=opts['epochs'], max_minutes=opts['max_minutes'], lr=opts['lr'], grad_clip=opts['grad_clip'],
-                                     ckpt_every=opts['ckpt_every'], amp=None if opts['amp'] else False).items() if v is not None}
+        asked = dict(epochs=opts['epochs'], max_minutes=opts['max_minutes'], lr=opts['lr'], grad_clip=opts['grad_clip'],
+                     ckpt_every=opts['ckpt_every'], amp=None if opts['amp'] else False)
+        new = {k: v for k, v in asked.items() if v is not None}
         changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
         if changed:
             say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
@@ -551,7 +552,8 @@ def _loaders(cache, cfg:TrainConfig, spec:dict, dev, rank:int, ws:int) -> tuple:
                 if rank == 0 and len(va) else None)
     if rank == 0 and not len(va):
         print(f"warning: {spec['data']} has no validation images in its partition; no validation scores, and "
-              "model.safetensors will be the last epoch's model. Pass --holdout N to validate on the last N images.", file=sys.stderr)
+              "model.safetensors will be the last epoch's model. Pass --holdout N to validate on the last N "
+              "images.", file=sys.stderr)
     return tr, va, train_dl, valid_dl
 
 def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int):
