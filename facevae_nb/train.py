@@ -280,10 +280,9 @@ def _epoch_figures(model, out, e, n, valid_x, seed):
 def end_of_epoch(self:Trainer) -> bool:
     "Record a metrics row, evaluate, write figures and files; returns whether this is the best model so far."
     st, a = self.st, self.st['acc']; n = max(a['n'], 1)
-    row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'],
-               loss=a['loss']/n, recon=a['recon']/n,
-               kl=a['kl']/n, mse=a['mse']/n, kl_weight=self.klw, lr=self.lr, skipped=st['skipped'],
-               minutes=round(self.elapsed()[0]/60, 3))
+    row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'], loss=a['loss']/n,
+               recon=a['recon']/n, kl=a['kl']/n, mse=a['mse']/n, kl_weight=self.klw, lr=self.lr,
+               skipped=st['skipped'], minutes=round(self.elapsed()[0]/60, 3))
     st['acc'], best = dict.fromkeys(_SUMS, 0.0), self.main
     if self.main and self.valid_dl is not None:
         v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.cfg.amp)
@@ -489,9 +488,9 @@ def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
                            f"{_what(given['data'])}: use another --out for a new run (or "
                            f"continue that run with `facevae train --out {out} --resume` and no --data)")
     have = dict(preset=m.get('preset'), image_size=d.get('image_size'), latent_dim=m.get('latent_dim'),
-                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None,
-                limit=d.get('limit'), seed=d.get('seed'),
-                n_faces=d.get('n_faces') if d.get('data') == 'generated' else None, batch_size=t.get('batch_size'),
+                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None, limit=d.get('limit'),
+                seed=d.get('seed'), n_faces=d.get('n_faces') if d.get('data') == 'generated' else None,
+                batch_size=t.get('batch_size'),
                 weight_decay=t.get('weight_decay'), kl_warmup_epochs=t.get('kl_warmup_epochs'))
     for k, h in have.items():
         v = given.get(k)
@@ -529,11 +528,9 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
     seed_everything(o['seed'])
     model = make_vae(o['preset'], o['image_size'], latent_dim=o['latent_dim'], widths=o['widths'])
     cfg = train_config(o['preset'], epochs=_NEW_RUN['epochs'] if o['epochs'] is None else o['epochs'],
-                       batch_size=o['batch_size'],
-                       lr=o['lr'], kl_warmup_epochs=o['kl_warmup_epochs'], grad_clip=o['grad_clip'],
-                       weight_decay=o['weight_decay'],
-                       amp=o['amp'], compile=o['compile'], max_minutes=o['max_minutes'],
-                       ckpt_every=o['ckpt_every'], seed=o['seed'])
+                       batch_size=o['batch_size'], lr=o['lr'], kl_warmup_epochs=o['kl_warmup_epochs'],
+                       grad_clip=o['grad_clip'], weight_decay=o['weight_decay'], amp=o['amp'], compile=o['compile'],
+                       max_minutes=o['max_minutes'], ckpt_every=o['ckpt_every'], seed=o['seed'])
     return model, cfg, {k: o[k] for k in _SPEC}
 
 def _open_data(spec:dict, rebuild:bool, rank:int, ws:int):
