@@ -90,6 +90,12 @@ def variant_vectors(run, model, faces, names, which, seed=0):
 
 ADAPTIVE = ('adaptive-balanced', 'adaptive-n')
 
+def _label_net(d, linear=False):
+    "A network reading the 40 labels from a code of size d: linear, or an MLP with two hidden layers of 512."
+    from torch import nn
+    if linear: return nn.Linear(d, 40)
+    return nn.Sequential(nn.Linear(d, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
+
 def knn_vectors(z, zt, At, faces, va, names, k, max_faces):
     """Local vectors, one per face: the mean code of its k nearest training faces with the attribute minus that of its k
     nearest without it (distances after whitening by the training codes' covariance), so that both groups look like
@@ -189,7 +195,6 @@ def moves_markdown(reports, target=0.8):
     return '\n'.join(L)
 
 def measure_run(run, clf, a):
-    from facevae_nb.model import load_run
     from facevae_nb.generate import run_faces, run_split, decode_codes
     from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
@@ -214,21 +219,17 @@ def measure_run(run, clf, a):
     print('\n| judge on | ' + ' | '.join(names) + ' | mean of 40 |\n|---|' + '---|'*(len(names) + 1))
     for lab, acc in (('validation photos', ao), (f'their {run.name} reconstructions', ar)):
         print(f'| {lab} (balanced acc.) | ' + ' | '.join(f"{acc['bal_acc'][attr_index(n)]:.3f}" for n in names) + f" | {acc['bal_acc'].nanmean():.3f} |")
+    from facevae_nb.arithmetic import split_codes, vectors_from_codes
+    zt, At = split_codes(model, faces, 'train', run=run)   # the training codes, encoded once for every method below
     if n_cond:   # the conditioned decoder: an edit sets the attribute's label (-1 -> +1 is weight 1); and, for comparison, mean differences of z
-        from facevae_nb.arithmetic import split_codes, vectors_from_codes
         D = model.latent_dim; e = lambda n: torch.zeros(D + n_cond).index_fill_(0, torch.tensor([D + attr_index(n)]), 2.)
-        zt, At = split_codes(model, faces, 'train', run=run)
         vecs = {'condition label': {n: e(n) for n in names},
                 'mean (of z)': {n: torch.cat([v, torch.zeros(n_cond)]) for n, v in vectors_from_codes(zt, At, names=names).items()}}
     else:
         vecs = variant_vectors(run, model, faces, names, [m for m in a.methods if m not in ADAPTIVE and not m.startswith('knn')], a.seed)
-        from facevae_nb.arithmetic import split_codes
         for m in [m for m in a.methods if m.startswith('knn')]:
-            zt_, At_ = split_codes(model, faces, 'train', run=run)
-            vecs[f'local ({m[3:]} neighbours)'] = knn_vectors(z, zt_, At_, faces, va, names, int(m[3:]), a.max_faces)
+            vecs[f'local ({m[3:]} neighbours)'] = knn_vectors(z, zt, At, faces, va, names, int(m[3:]), a.max_faces)
     adaptive = [m for m in a.methods if m in ADAPTIVE] if not n_cond else []
-    from facevae_nb.arithmetic import split_codes
-    zt, At = split_codes(model, faces, 'train', run=run)
     P = torch.linalg.inv(torch.cov(zt.double().T) + 1e-6*torch.eye(zt.shape[1], dtype=torch.float64))   # for Mahalanobis move lengths
     reports = {}
     for lab, v in vecs.items():
@@ -313,12 +314,10 @@ def train_variant(a):
     cfg = train_config('default', epochs=a.vae_epochs, seed=a.seed)
     dl = FaceLoader(faces, tr, batch_size=cfg.batch_size, shuffle=True, flip=True, device='cpu', seed=a.seed, with_attrs=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if adv_w:   # Fader-style adversary (Lample et al. 2017): an MLP reads the 40 labels from mu; the encoder is trained to fool it
-        from torch import nn
+    if adv_w:   # Fader-style adversary (Lample et al. 2017): a network reads the 40 labels from mu; the encoder is trained to fool it
         import torch.nn.functional as F
         D = model.latent_dim
-        adv = (nn.Linear(D, 40) if adv_lin else   # a linear adversary cannot memorise 7,000 faces' labels
-               nn.Sequential(nn.Linear(D, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40)))
+        adv = _label_net(D, linear=adv_lin)   # a linear adversary cannot memorise 7,000 faces' labels
         opt_adv = torch.optim.Adam(adv.parameters(), lr=cfg.lr)
         rate = faces.attrs[tr].float().mean(0, keepdim=True)
     total, step, t0, dt = cfg.epochs*len(dl), 0, time.time(), amp_dtype('cpu')
@@ -335,21 +334,22 @@ def train_variant(a):
                 xh = model.decode(zz)
             L = vae_loss(model, x, out=(xh.float(), mu.float(), lv.float()))
             loss, a_acc = L['loss'], 0.0
-            if adv_w:   # 1. the adversary learns to read the labels from mu; 2. the encoder is pushed towards the flipped labels
+            ramp = min(1.0, step/(0.3*total))   # Fader ramps the adversary's weight up from 0; the penalty follows suit
+            if adv_w:   # 1. the adversary learns to read the labels from mu; 2. the encoder is pushed towards its target
                 y01 = y.float()
                 la = F.binary_cross_entropy_with_logits(adv(mu.float().detach()), y01)
                 opt_adv.zero_grad(set_to_none=True); la.backward(); opt_adv.step()
                 logits = adv(mu.float())
                 a_acc = ((logits > 0).float() == y01).float().mean().item()
-                ramp = min(1.0, step/(0.3*total))   # Fader ramps the adversary's weight up from 0
                 # the encoder's target: each label's training rate (the adversary learns nothing), or Fader's flipped labels
                 tgt = (1 - y01) if adv_target == 'flip' else rate.expand_as(y01)
                 loss = loss + adv_w*ramp*F.binary_cross_entropy_with_logits(logits, tgt, reduction='none').sum(1).mean()
             if decor_w:   # no lag, no adversary: penalise the batch correlations of every code dimension with every label
                 m_ = mu.float(); m_ = (m_ - m_.mean(0))/(m_.std(0) + 1e-4)
                 y_ = y.float(); y_ = (y_ - y_.mean(0))/(y_.std(0) + 1e-4)
-                loss = loss + decor_w*min(1.0, step/(0.3*total))*((m_.T @ y_)/len(y_)).pow(2).sum()
-                a_acc = float(((m_.T @ y_)/len(y_)).abs().mean())   # logged in the adversary column: mean |correlation|
+                r_ = (m_.T @ y_)/len(y_)                              # (D, 40) batch correlations
+                loss = loss + decor_w*ramp*r_.pow(2).sum()
+                a_acc = float(r_.abs().mean())   # logged in the adversary column: mean |correlation|
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
             acc += torch.tensor([1., L['mse'].item(), L['kl'].item(), a_acc])
         print(f"epoch {ep + 1}: mse {acc[1]/acc[0]:.5f} kl {acc[2]/acc[0]:.1f} adversary acc. {acc[3]/acc[0]:.3f} ({time.time() - t0:.0f} s)", flush=True)
@@ -379,7 +379,6 @@ def probe_runs(a):
     on the held-out faces (balanced accuracy, mean over the 40 labels), a linear one (logistic regression) and an MLP.
     The adversary of a Fader-style run is scored by the same kind of probe, but on faces it never trained on."""
     import torch.nn.functional as F
-    from torch import nn
     from facevae_nb.generate import run_faces, run_split, encode_images
     from facevae_nb.measure import attr_accuracy
     print('| run | linear probe, bal. acc. (train / held-out) | MLP probe, bal. acc. (train / held-out) |\n|---|---|---|')
@@ -393,8 +392,7 @@ def probe_runs(a):
         res = []
         for kind in ('linear', 'mlp'):
             torch.manual_seed(0)
-            net = nn.Linear(zt.shape[1], 40) if kind == 'linear' else nn.Sequential(
-                nn.Linear(zt.shape[1], 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
+            net = _label_net(zt.shape[1], linear=kind == 'linear')
             opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4 if kind == 'linear' else 0.)
             for ep in range(40):
                 for i in torch.randperm(len(zt)).split(128):

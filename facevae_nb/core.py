@@ -174,7 +174,6 @@ def _numbers(s:str) -> list:
 
 def check_options(**values) -> dict:
     "Check option values by name against `OPTION_RULES` and every number for being finite; returns them, lists parsed."
-    values = dict(values)
     for name, v in values.items():
         if v is None or (isinstance(v, bool) and name not in OPTION_RULES): continue
         xs = _numbers(v) if name in _LISTS and isinstance(v, str) else v
