@@ -7,8 +7,10 @@
 The badge (a markdown cell right after the title cell) links to
 https://colab.research.google.com/github/<user>/<repo>/blob/<branch>/nbs/<name>.ipynb, built from settings.ini's
 `git_url` and `branch`. The install cell (the next cell, `#| hide` so the docs do not show it) installs the package
-from the repository with its `dev` extras (nbdev for `showdoc`, ...) only when fastcore says it runs on Colab;
-anywhere else it does nothing. Running the script again replaces both cells with their current text, so a changed
+from the repository and nbdev (for `show_doc`) only when fastcore says it runs on Colab; anywhere else it does
+nothing. It passes every package already installed to pip as a constraint at its installed version, so nothing Colab
+ships is upgraded or downgraded (no `[dev]` extra: its nbdev 2 pin needs fastcore<2 and Colab has fastcore 2); pip
+picks the nbdev release that fits them (tests/test_colab.py checks this in a venv of Colab's versions). Running the script again replaces both cells with their current text, so a changed
 `git_url`/`branch` is picked up; nothing is added twice. Run `nbdev_clean` afterwards as for any notebook edit.
 """
 import argparse, configparser, hashlib, json, re, sys
@@ -41,15 +43,20 @@ def badge_source(nb_name: str, cfg: dict) -> str:
 
 def install_source(cfg: dict) -> str:
     repo = repo_path(cfg['git_url'])
-    spec = f"{cfg['lib_name']}[dev] @ git+https://github.com/{repo}.git@{cfg['branch']}"
+    spec = f"{cfg['lib_name']} @ git+https://github.com/{repo}.git@{cfg['branch']}"
     return '\n'.join([
         '#| hide',
-        f'{INSTALL_MARK} (and nbdev, for the docs helpers) when running on Colab; elsewhere do nothing',
+        f'{INSTALL_MARK} and nbdev (for show_doc) when running on Colab, changing none of the packages Colab',
+        "# ships (each stays at its version, a constraint for pip); elsewhere do nothing",
         'try: from fastcore.imports import IN_COLAB',
         "except ImportError: import sys; IN_COLAB = 'google.colab' in sys.modules",
         'if IN_COLAB:',
-        '    import subprocess, sys',
-        f"    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', {spec!r}], check=True)"])
+        '    import subprocess, sys, importlib.metadata as md',
+        "    has = {d.metadata['Name'].lower(): f\"{d.metadata['Name']}=={d.version}\" for d in md.distributions()",
+        f"           if d.metadata['Name'] and d.metadata['Name'].lower() not in ('{cfg['lib_name']}', '{cfg['lib_name'].replace('_', '-')}')}}",
+        "    with open('/tmp/colab-has.txt', 'w') as f: f.write('\\n'.join(has.values()))",
+        "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-c', '/tmp/colab-has.txt',",
+        f"                    {spec!r}, 'nbdev'], check=True)"])
 
 
 def _id(nb_name, kind): return hashlib.sha1(f'{nb_name}|{kind}'.encode()).hexdigest()[:8]
