@@ -385,5 +385,7 @@ d = { 'settings': { 'branch': 'main',
                                     'facevae_nb.widgets.from_png': ('widgets.html#from_png', 'facevae_nb/widgets.py'),
                                     'facevae_nb.widgets.image_from_upload': ('widgets.html#image_from_upload', 'facevae_nb/widgets.py'),
                                     'facevae_nb.widgets.morph_explorer': ('widgets.html#morph_explorer', 'facevae_nb/widgets.py'),
+                                    'facevae_nb.widgets.simulate_upload': ('widgets.html#simulate_upload', 'facevae_nb/widgets.py'),
                                     'facevae_nb.widgets.time_moves': ('widgets.html#time_moves', 'facevae_nb/widgets.py'),
-                                    'facevae_nb.widgets.to_png': ('widgets.html#to_png', 'facevae_nb/widgets.py')}}}
+                                    'facevae_nb.widgets.to_png': ('widgets.html#to_png', 'facevae_nb/widgets.py'),
+                                    'facevae_nb.widgets.upload_files': ('widgets.html#upload_files', 'facevae_nb/widgets.py')}}}
