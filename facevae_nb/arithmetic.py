@@ -4,13 +4,13 @@
 
 # %% ../nbs/08_arithmetic.ipynb #71e19179
 from __future__ import annotations
-import json, math, hashlib
+import json, math, hashlib, warnings
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['METHODS', 'VECTORS_FILE', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out',
-           'vectors_from_codes', 'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256', 'run_vectors',
-           'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces']
+           'vectors_from_codes', 'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256',
+           'weights_sha256', 'labels_sha256', 'run_vectors', 'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces']
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import torch
@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import FaceVAEError, get_device, atomic_path, in_test, read_json
-from .data import CELEBA_ATTRS, attr_index
-from .model import load_run
+from .data import CELEBA_ATTRS, attr_index, FaceVAEWarning
+from .model import load_run, unwrap_model
+from .runs import CACHE_FILES
 from .faces import open_faces
 from .generate import decode_codes, encode_faces, add_vectors, run_faces, run_split
 from .generate import encode_images
@@ -42,6 +43,7 @@ def mean_difference(z:torch.Tensor, # codes (N, D), e.g. posterior means of a sp
 # %% ../nbs/08_arithmetic.ipynb #a56027bc
 def _entropy_balance(X:torch.Tensor, t:torch.Tensor, max_iter:int=100, tol:float=1e-7) -> torch.Tensor:
     "Weights (mean 1) of the rows of X (n,k) closest to uniform (max entropy) whose weighted column means are t (k,)."
+    if X.shape[1] == 0: return torch.ones(len(X), dtype=torch.float64)   # nothing to match: equal weights
     Xc = (X - t).double(); lam = torch.zeros(X.shape[1], dtype=torch.float64)
     f = lambda l: torch.logsumexp(Xc @ l, 0)
     for _ in range(max_iter):
@@ -155,7 +157,12 @@ def split_codes(run_or_model, # a run folder, a .safetensors model file, or a mo
                ) -> tuple:
     "Posterior means (N, D) and attributes (N, 40) of a whole split, encoded in batches."
     model, r = _model_and_run(run_or_model, device)
-    run = r or run
+    faces, idx = _split_faces(model, r or run, faces, split, max_images)
+    mu, _ = encode_images(model, faces.images, idx, batch_size)
+    return mu, faces.attrs[idx]
+
+def _split_faces(model, run, faces, split, max_images) -> tuple:
+    "(faces, indices) of the split `split_codes` encodes, checked against the model; nothing is encoded."
     if run is not None:
         faces = run_faces(run, faces)
         idx = run_split(run, faces, split)
@@ -170,8 +177,7 @@ def split_codes(run_or_model, # a run folder, a .safetensors model file, or a mo
     if max_images: idx = idx[:max_images]
     if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of "
                                          f"{getattr(faces, 'path', 'the data')} is empty; choose another split")
-    mu, _ = encode_images(model, faces.images, idx, batch_size)
-    return mu, faces.attrs[idx]
+    return faces, idx
 
 def attribute_vectors(run_or_model, # a run folder, a .safetensors model file, or a model
                       faces=None, # the faces to use (default for a run: the faces it was trained on)
@@ -201,7 +207,8 @@ def attribute_vector(run_or_model, # a run folder, a .safetensors model file, or
 
 # %% ../nbs/08_arithmetic.ipynb #2c75e8bd
 VECTORS_FILE = 'attr_vectors.safetensors'
-_VFORMAT = 'facevae_nb.attr_vectors/1'
+assert VECTORS_FILE in CACHE_FILES   # so that a killed write's temporary file is cleaned up with the run's own
+_VFORMAT = 'facevae_nb.attr_vectors/2'
 
 def file_sha256(path:str|Path # a file
                ) -> str:
@@ -211,46 +218,79 @@ def file_sha256(path:str|Path # a file
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
+def weights_sha256(model # a model (wrappers are unwrapped)
+                  ) -> str:
+    "The hex sha256 of a model's weights as they are now: every tensor of its state dict, with its name and shape."
+    h = hashlib.sha256()
+    for k, v in sorted(unwrap_model(model).state_dict().items()):
+        t = v.detach().to('cpu').contiguous()
+        h.update(f'{k}:{t.dtype}:{tuple(t.shape)};'.encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+def labels_sha256(faces, # a `FaceCache`
+                  idx:torch.Tensor # the faces of a split
+                 ) -> str:
+    "The hex sha256 of which faces a split holds and their 40 attributes: what a vector is estimated from."
+    a = torch.as_tensor(faces.attrs[idx]).bool().contiguous()
+    return hashlib.sha256(idx.long().numpy().tobytes() + a.numpy().tobytes()).hexdigest()
+
 def _read_vectors(path:Path, sha:str) -> tuple:
-    "({key: (names, (K,D) tensor)}, metadata) of a cache file for the model hashed `sha`; empty if stale or unreadable"
+    "({key: (names, (K,D) tensor)}, entries) of a cache file for the model hashed `sha`; empty when stale or missing."
+    if not path.exists(): return {}, {}
     try:
         with safe_open(str(path), framework='pt') as f:
             meta = f.metadata() or {}
             if meta.get('format') != _VFORMAT or meta.get('model_sha256') != sha: return {}, {}
             entries = json.loads(meta['entries'])
             return {k: (e['names'], f.get_tensor(k)) for k, e in entries.items()}, entries
-    except Exception: return {}, {}
+    except Exception as e:
+        warnings.warn(f"{path} is damaged ({type(e).__name__}); the attribute vectors are computed "
+                      "again and the file is rewritten", FaceVAEWarning)
+        return {}, {}
 
-def run_vectors(run:str|Path, # a run folder (or its model.safetensors)
+def _bad_vectors(names, T, D:int):
+    "Why cached vectors cannot be used (names, shape (K, D), float32, finite), or None when they can."
+    if not (isinstance(names, list) and names and all(n in CELEBA_ATTRS for n in names)
+            and len(set(names)) == len(names)): return 'their names are not CelebA attributes'
+    if not isinstance(T, torch.Tensor) or tuple(T.shape) != (len(names), D):
+        return f"their shape is {tuple(getattr(T, 'shape', ()))}, not ({len(names)}, {D})"
+    if T.dtype != torch.float32: return f'they are {T.dtype}, not float32'
+    if not torch.isfinite(T).all(): return 'they hold NaN or infinite values'
+    return None
+
+def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it)
                 method:str='mean', # 'mean' (difference of means) or 'regression' (ridge regression on all 40)
                 balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                 keep=(), # attributes to keep fixed (projected out of the others; not cached, it is cheap)
                 split:str='train', # which split of the run's faces to average over
                 data=None, # other faces than the run's ('generated', a CelebA folder or a FaceCache)
                 max_images:int|None=None, # at most this many faces of the split (None: all)
-                model=None, # the run's model if already loaded (saves loading it again)
+                model=None, # the model to use if already loaded (default: loaded from `run`)
                 device=None # where to encode (default: the best available)
                ) -> dict:
     "The run's attribute vectors {name: (D,)}, from RUN/attr_vectors.safetensors if made for this model, else computed."
     _check_method(method, balanced); keep = _names(keep)
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
-    mfile = run/'model.safetensors'
-    if not mfile.is_file(): raise FaceVAEError(f"no model at {mfile}: train one first (facevae "
-                                               f"train --out {run}) or check the run folder")
-    sha, cache = file_sha256(mfile), run/VECTORS_FILE
+    if model is None: model = load_run(p, device=get_device(device))
+    sha, cache = weights_sha256(model), run/VECTORS_FILE          # the weights that encode, not a file beside them
+    faces, idx = _split_faces(model, run, data, split, max_images)
+    labels = labels_sha256(faces, idx)
     src = None if data is None else str(getattr(data, 'path', data))
     key = ':'.join([split, method] + ['balanced']*balanced + ([f'max{max_images}'] if max_images else []) +
                    ([f"data={hashlib.sha1(src.encode()).hexdigest()[:10]}"] if src is not None else []))
     stored, entries = _read_vectors(cache, sha)
-    if key not in stored:
-        if model is None: model = load_run(mfile, device=get_device(device))
-        z, a = split_codes(model, data, split, max_images, run=run)
+    why = None
+    if key in stored and entries[key].get('labels') == labels:
+        why = _bad_vectors(*stored[key], model.latent_dim)
+        if why: warnings.warn(f"the vectors cached in {cache} for {key} cannot be used ({why}); "
+                              "computing them again", FaceVAEWarning)
+    if key not in stored or entries[key].get('labels') != labels or why:
+        z, a = encode_images(model, faces.images, idx)[0], faces.attrs[idx]
         V = vectors_from_codes(z, a, method, balanced)
-        stored[key] = (list(V), torch.stack(list(V.values())).contiguous())
-        entries[key] = dict(names=list(V), n=len(z), split=split, method=method, balanced=balanced, data=src or 'run')
-        with atomic_path(cache) as tmp:
-            save_file({k: t for k, (_, t) in stored.items()}, str(tmp),
-                      metadata=dict(format=_VFORMAT, model_sha256=sha, entries=json.dumps(entries)))
+        stored[key] = (list(V), torch.stack(list(V.values())).float().contiguous())
+        entries[key] = dict(names=list(V), n=len(z), split=split, method=method, balanced=balanced,
+                            data=src or 'run', labels=labels)
+        _write_vectors(cache, stored, entries, sha)
     names, T = stored[key]
     V = dict(zip(names, T.float()))
     if keep:
@@ -259,6 +299,16 @@ def run_vectors(run:str|Path, # a run folder (or its model.safetensors)
         K = torch.stack([V[k] for k in keep])
         V = {k: v if k in keep else project_out(v, K) for k, v in V.items()}
     return V
+
+def _write_vectors(cache:Path, stored:dict, entries:dict, sha:str):
+    "Write the cache atomically; a folder that cannot be written (read-only, full) is a warning: the vectors stand."
+    try:
+        with atomic_path(cache) as tmp:
+            save_file({k: t for k, (_, t) in stored.items()}, str(tmp),
+                      metadata=dict(format=_VFORMAT, model_sha256=sha, entries=json.dumps(entries)))
+    except OSError as e:
+        warnings.warn(f"could not keep the attribute vectors in {cache} ({e.strerror or e}); "
+                      "they were computed and are used, and will be computed again next time", FaceVAEWarning)
 
 # %% ../nbs/08_arithmetic.ipynb #391e2c7c
 def _weight(w:str, name:str) -> float:
@@ -278,11 +328,13 @@ def parse_attrs(specs # 'NAME=WEIGHT' strings (a list, or one string; commas sep
         specs = [specs] if isinstance(specs, str) else specs
         parts = [p.strip() for s in specs for p in str(s).split(',') if p.strip()]
         items = [(p.partition('=')[0].strip(), p.partition('=')[2].strip() if '=' in p else 1.0) for p in parts]
-    out = {}
+    out, given = {}, {}
     for name, w in items:
         if not name: raise FaceVAEError(f"an attribute has no name (got '={w}'); write NAME=WEIGHT, e.g. Smiling=1.5")
         key = CELEBA_ATTRS[attr_index(name)]
-        out[key] = out.get(key, 0.0) + _weight(w, key)
+        if key in out: raise FaceVAEError(f"{key} is given twice ({given[key]}={out[key]:g} and {name}={w}); "
+                                          f"give each attribute once, with its whole weight (e.g. {key}=2)")
+        out[key], given[key] = _weight(w, key), name
     return out
 
 # %% ../nbs/08_arithmetic.ipynb #6fccb791
@@ -295,7 +347,12 @@ def to_codes(model, # a VAE
         if x.shape[-1] != model.image_size or x.shape[-3] != 3:
             raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), "
                                f"got shape {tuple(x.shape)}; load photos with data.load_face")
-        return encode_faces(model, x.float().div(255) if x.dtype == torch.uint8 else x.float())
+        if x.dtype == torch.uint8: return encode_faces(model, x.float().div(255))
+        lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0., 0.)
+        if not (0 <= lo and hi <= 1):                              # NaN fails this too
+            raise FaceVAEError(f"float images must be in [0, 1], but these range from {lo:g} to {hi:g}; "
+                               "divide 0-255 images by 255 (or pass them as uint8)")
+        return encode_faces(model, x.float())
     if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim:
         return x.detach().float().cpu().reshape(-1, model.latent_dim)
     raise FaceVAEError(f"expected images (N,3,H,W) or codes (N,{model.latent_dim}), got shape {tuple(x.shape)}")

@@ -11,7 +11,8 @@ from pathlib import Path
 __all__ = ['COMMANDS', 'arg_parser', 'demo', 'main']
 
 # %% ../nbs/10_cli.ipynb #f7e00058
-from .core import FaceVAEError, in_test, check_options, check_writable, image_format, read_json, IMAGE_FORMATS
+from .core import (FaceVAEError, in_test, check_options, check_writable, check_new_file, image_format,
+                             read_json, IMAGE_FORMATS)
 
 # %% ../nbs/10_cli.ipynb #5ef01695
 def _number(t:type):
@@ -127,13 +128,24 @@ def _usage() -> str:
 # %% ../nbs/10_cli.ipynb #88d421e2
 def _one_line(s) -> str: return ' '.join(str(s).split())
 
-def _check_out(f, kw:dict):
-    "Check `out` before any slow work: a folder (when the function's default has no extension) or an image file."
+# commands that write more files than --out names: 'module:function' giving them all from --out
+_OUT_FILES = {'latents': 'facevae_nb.latents:latent_paths'}
+_OVERWRITE = ("replace --out if it exists (without this a command never replaces an existing file; "
+              "it never writes over one of its inputs)")
+
+def _out_file(f) -> bool:
+    "Whether `f`'s `out` is an image file (its default has an image extension), not a folder."
+    p = inspect.signature(f).parameters.get('out')
+    return p is not None and Path(str(p.default)).suffix.lower() in IMAGE_FORMATS
+
+def _check_out(cmd:str, f, kw:dict, overwrite:bool=False):
+    "Check `out` before any slow work: a writable folder, or image files that are new (or `overwrite`) and no input."
     if kw.get('out') is None or 'out' not in inspect.signature(f).parameters: return
-    default = str(inspect.signature(f).parameters['out'].default)
-    folder = Path(default).suffix == ''
-    check_writable(kw['out'], folder=folder)
-    if not folder and Path(default).suffix.lower() in IMAGE_FORMATS: image_format(kw['out'])
+    if not _out_file(f): check_writable(kw['out'], folder=True); return
+    check_writable(kw['out']); image_format(kw['out'])
+    files = _resolve(_OUT_FILES[cmd])(kw['out']) if cmd in _OUT_FILES else [kw['out']]
+    inputs = [v for k, v in kw.items() if k != 'out' and isinstance(v, str) and Path(v).expanduser().is_file()]
+    for p in files: check_new_file(p, inputs, overwrite)
 
 def _check_run_files(kw:dict):
     "Read each JSON file of the run folder the command opens (--run, or --out to resume): a damaged one is named."
@@ -156,8 +168,10 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         warnings.showwarning = lambda message, *a, **k: say('warning', message)   # one line, no source line
         try:
             f = _resolve(COMMANDS[cmd][0])
-            kw = vars(arg_parser(f, prog=f'facevae {cmd}').parse_args(rest))
-            check_options(**kw); _check_out(f, kw); _check_run_files(kw)
+            p = arg_parser(f, prog=f'facevae {cmd}')
+            if _out_file(f): p.add_argument('--overwrite', action='store_true', help=_OVERWRITE)
+            kw = vars(p.parse_args(rest)); overwrite = kw.pop('overwrite', False)
+            check_options(**kw); _check_out(cmd, f, kw, overwrite); _check_run_files(kw)
             f(**kw)
         except SystemExit as e: return e.code           # --help (0), or a bad option, already said in one line (2)
         except FaceVAEError as e: say('error', e); return 2

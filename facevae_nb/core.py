@@ -9,8 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',
-           'atomic_path', 'atomic_write_text', 'check_writable', 'read_json', 'check_options', 'cache_dir', 'amp_dtype',
-           'image_grid', 'image_format', 'save_grid', 'show_images']
+           'atomic_path', 'atomic_write_text', 'check_writable', 'check_new_file', 'read_json', 'check_options',
+           'cache_dir', 'amp_dtype', 'image_grid', 'image_format', 'save_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #5ca15d80
 class FaceVAEError(Exception):
@@ -80,8 +80,9 @@ def _umask() -> int:
 def _io_error(e:BaseException, path:Path):
     "`e` as an `OSError` naming `path`, when it is an I/O error that does not name a file of its own; else None."
     if isinstance(e, OSError): code, msg = e.errno, e.strerror
-    elif type(e).__name__ == 'SafetensorError' and (m := re.search(r'code: (\d+)', str(e))):
-        code = int(m[1]); msg = os.strerror(code)
+    # safetensors before 0.8 says `Os { code: 28, ... }`, 0.8 says `... (os error 28) at path ...`
+    elif type(e).__name__ == 'SafetensorError' and (m := re.search(r'code: (\d+)|os error (\d+)', str(e))):
+        code = int(m[1] or m[2]); msg = os.strerror(code)
     else: return None
     if code is None: return None
     return OSError(code, msg, str(path))
@@ -132,6 +133,25 @@ def check_writable(path:str|Path, # a file to be written, or (with `folder=True`
     try: fd, t = tempfile.mkstemp(prefix='.facevae-write-check.', dir=base)
     except OSError as e: raise OSError(e.errno, e.strerror, str(d)) from None
     os.close(fd); os.unlink(t)
+    return p
+
+# %% ../nbs/00_core.ipynb #c4e7a1d1
+def _same_file(a:Path, b:Path) -> bool:
+    try: return os.path.samefile(a, b)
+    except OSError: return a.resolve() == b.resolve()                # one of them does not exist (yet)
+
+def check_new_file(path:str|Path, # a file about to be written
+                   inputs=(), # files the command reads (None entries are skipped): `path` must be none of them
+                   overwrite:bool=False # replace `path` if it exists (never an input)
+                  ) -> Path:
+    "`path` if it may be written: writable, not an input, and new unless `overwrite`; else an error naming it."
+    p = check_writable(path)
+    for i in inputs:
+        if i is not None and _same_file(p, Path(i).expanduser()):
+            raise FaceVAEError(f"{p} is the input {i}: facevae never writes over its input; choose another --out")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise FaceVAEError(f"{p} exists already and facevae does not replace a file unless asked: "
+                           "pass --overwrite to replace it, or choose another --out")
     return p
 
 # %% ../nbs/00_core.ipynb #2021bc4f

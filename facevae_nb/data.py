@@ -16,7 +16,7 @@ __all__ = ['CELEBA_ATTRS', 'LAYOUTS', 'SPLITS', 'CACHE_VERSION', 'attr_index', '
 # %% ../nbs/01_data.ipynb #d5795c67
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from .core import (FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, cache_dir, one_thread,
                              check_writable)
 
@@ -313,9 +313,24 @@ def _load_face_jpeg(data, image_size, crop_frac):
         for dx in range(k): acc += c[:, dy::k, dx::k]
     return ((acc + k*k//2)//(k*k)).astype(np.uint8)
 
+def _has_orientation(data:bytes) -> bool:
+    "Whether JPEG bytes may hold an EXIF orientation tag (0x0112 in the Exif segment): such photos take the PIL path."
+    i = data.find(b'Exif\x00\x00', 0, 1 << 16)
+    seg = data[i:i + int.from_bytes(data[i-2:i], 'big')] if i >= 2 else b''
+    return b'\x01\x12' in seg or b'\x12\x01' in seg
+
+_GREY = (128, 128, 128)   # what a transparent pixel becomes
+
+def _rgb(im):
+    "`im` as RGB, transparent pixels composited on neutral grey (a cut-out's background would otherwise turn black)."
+    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info:
+        im = Image.alpha_composite(Image.new('RGBA', im.size, _GREY + (255,)), im.convert('RGBA'))
+    return im.convert('RGB')
+
 def _load_face_pil(path, image_size, crop_frac):
     "General path: PIL, decoding JPEGs at reduced scale (`draft`) when the crop allows, then crop and resize."
     with Image.open(path) as im:
+        if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)   # a phone's photo, turned upright
         W, H = im.size
         l, t, r, b = crop_box(W, H, crop_frac)
         if im.mode in ('I', 'F') or im.mode.startswith('I;'):
@@ -330,7 +345,7 @@ def _load_face_pil(path, image_size, crop_frac):
         if im.format == 'JPEG':
             _, box = im.draft('RGB', (math.ceil(W/u), math.ceil(H/u)))
             if box: k = W/box[2]   # the scale JPEG decoding reduced by (1, 2, 4 or 8)
-        im = im.convert('RGB')
+        im = _rgb(im)
         if abs(u/k - 1) < 1e-6:   # one decoded pixel per output pixel: a plain crop, no resampling
             l, t = int(round(l/k)), int(round(t/k)); im = im.crop((l, t, l + image_size, t + image_size))
         else: im = im.resize((image_size, image_size), Image.BICUBIC,
@@ -343,8 +358,9 @@ def load_face(path:str|Path, # an image file
               crop_frac:float=128/178 # side of the centred square crop as a fraction of the width
              ) -> np.ndarray:
     "Decode one image, crop the centred square of `crop_frac` of its width and resize it: uint8 (3,S,S)."
-    data = Path(path).read_bytes()
-    if data[:3] == b'\xff\xd8\xff':   # a JPEG: try the fast path first
+    with open(path, 'rb') as f: jpeg = f.read(3) == b'\xff\xd8\xff'   # only a JPEG is read whole here
+    data = Path(path).read_bytes() if jpeg else b''
+    if jpeg and not _has_orientation(data):   # a JPEG: try the fast path first
         try:
             out = _load_face_jpeg(data, image_size, crop_frac)
             if out is not None: return out

@@ -15,12 +15,12 @@ __all__ = ['DEFAULT_WEIGHTS', 'plot_grid', 'attribute_strip', 'random_codes', 'a
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .core import FaceVAEError, get_device, image_grid, save_grid, in_test
+from .core import FaceVAEError, get_device, image_grid, save_grid, in_test, check_new_file
 from .data import CELEBA_ATTRS, attr_index, load_face
 from .model import load_run
 from .generate import INTERPOLATIONS, decode_codes, prior_noise, _prior, run_faces, run_split
-from .latents import save_fig
-from .arithmetic import run_vectors, to_codes, edit_codes, edit_faces, parse_attrs, _weight, _names, _check_method
+from .latents import save_fig, _split_index
+from .arithmetic import run_vectors, to_codes, edit_codes, edit_faces, parse_attrs, _names, _check_method
 
 # %% ../nbs/08b_figures.ipynb #e9c3679e
 def plot_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], row by row
@@ -110,9 +110,13 @@ def morph_faces(model, # a trained VAE
 def _parse_weights(weights) -> tuple:
     "Weights from '-3,-2,...' or a sequence of numbers."
     items = [w for w in str(weights).split(',') if w.strip()] if isinstance(weights, str) else list(weights)
-    out = tuple(_weight(w, 'the strip') for w in items)
-    if not out: raise FaceVAEError("no weights given; write e.g. --weights=-3,-2,-1,0,1,2,3,4")
-    return out
+    if not items: raise FaceVAEError("no weights given; write e.g. --weights=-3,-2,-1,0,1,2,3,4")
+    for w in items:
+        try: ok = math.isfinite(float(w))
+        except (TypeError, ValueError): ok = False
+        if not ok: raise FaceVAEError(f"the strip's weight {str(w).strip()!r} is not a number; "
+                                      "write e.g. --weights=-3,-2,-1,0,1,2,3,4")
+    return tuple(float(w) for w in items)
 
 def read_photo(path, # a photo file of any size
                image_size:int, # the model's image size
@@ -122,16 +126,18 @@ def read_photo(path, # a photo file of any size
     p, name = Path(path).expanduser(), name or str(path)
     if not p.is_file(): raise FaceVAEError(f"image {name!r} not found; give the path of a photo (JPEG, PNG, ...)")
     try: x = load_face(p, image_size)
-    except Exception as e: raise FaceVAEError(f"cannot read {name!r} as an image "
-                                              f"({type(e).__name__}); give a JPEG or PNG photo") from None
+    except Exception as e:                                   # the reason stays: 16-bit, too small, too big, not an image
+        why = ' '.join(str(e).replace(str(p), name).split())[:300]
+        raise FaceVAEError(f"cannot read {name!r} as an image: {why} ({type(e).__name__}); "
+                           "give a JPEG or PNG photo") from None
     return torch.from_numpy(x)[None].float().div(255)
 
 def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and the faces it was trained on)
                  image:str|None=None, # a photo to edit (any size; framed like the training faces)
-                 index:int|None=None, # or: the face with this index in the run's validation split
+                 index:int|None=None, # or: the face with this index in the run's validation split (its training faces if it has none)
                  attr:list[str]|None=None, # attributes to add, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
                  strip:str|None=None, # write a strip of this attribute over --weights instead of one edit
-                 out:str|Path='edited.png', # PNG file to write
+                 out:str|Path='edited.png', # image file to write (.png, .jpg, ...), never the --image itself
                  weights:str='-3,-2,-1,0,1,2,3,4', # the strip's weights, comma-separated (on the command line: --weights=-2,0,2)
                  method:str='mean', # how the vectors are estimated: 'mean' (difference of means) or 'regression'
                  balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
@@ -139,6 +145,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                  device:str|None=None # 'cuda', 'mps', 'cpu' or None for the best available
                 ) -> Path:
     "Edit one face (a photo or a validation face of the run) with attribute vectors and write a PNG; returns the path."
+    check_new_file(out, [image], overwrite=True)                # never over the photo (an existing file: see the CLI)
     if (image is None) == (index is None):
         raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
                            + (", not both" if image is not None else ""))
@@ -151,10 +158,11 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
     if image is not None: x = read_photo(image, model.image_size)
     else:
-        faces = run_faces(run); idx = run_split(run, faces, 'valid')
+        faces = run_faces(run)
+        idx, split = _split_index(run, faces, 'valid', None, '--index counts its training faces instead')
         if not 0 <= int(index) < len(idx):
-            raise FaceVAEError(f"index {index} is out of range: the validation split "
-                               f"of {run} has {len(idx)} faces (0 to {len(idx)-1})")
+            raise FaceVAEError(f"index {index} is out of range: the {'validation' if split == 'valid' else split} "
+                               f"split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
         x = faces.get(idx[int(index)])
     V = run_vectors(run, method, balanced, keep, model=model)
     z0 = to_codes(model, x)

@@ -92,14 +92,15 @@ def run_faces(run:str|Path, # a run folder written by `run_training`
     spec = read_json(cfg).get('data', {}) if cfg.is_file() else {}   # a damaged file is named
     size = spec.get('image_size') or load_run(run, device='cpu').image_size
     src = data or spec.get('data')
-    if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown; pass the data explicitly")
+    if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown: put the run's config.json "
+                                       "back, or name the data (data= in Python, --data for facevae latents)")
     if str(src) == 'generated':
         n = spec.get('n_faces') if data is None else None
         # the faces every run trains on (face seed 0; --seed is the run's)
         return open_faces('generated', image_size=size, n=n)
     if not Path(src).expanduser().exists():
-        raise FaceVAEError(f"the run {run} was trained on {src}, which is not "
-                           "there any more; pass the data folder explicitly")
+        raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more: put the data back "
+                           "there, or name its new place (data= in Python, --data for facevae latents)")
     return open_faces(src, image_size=size)
 
 # %% ../nbs/06_generate.ipynb #edaf5628
@@ -184,6 +185,10 @@ def add_vectors(z:torch.Tensor, # codes (N, D)
     missing = [k for k, v in zip(attrs, keys) if v is None]
     if missing: raise FaceVAEError(f"no vector for {', '.join(map(repr, missing))}; the "
                                    f"vectors at hand are for: {', '.join(sorted(vectors))}")
+    for k in keys:                                 # a (1,) or (2, D) tensor would broadcast into a wrong answer
+        if tuple(torch.as_tensor(vectors[k]).shape) != (z.shape[-1],):
+            raise FaceVAEError(f"the vector for {k} has shape {tuple(torch.as_tensor(vectors[k]).shape)}, "
+                               f"but the codes have {z.shape[-1]} numbers: it must have shape ({z.shape[-1]},)")
     return z + sum(float(w)*vectors[k].to(z) for k, w in zip(keys, attrs.values()))
 
 def sample_faces(model, # a trained VAE
@@ -248,7 +253,7 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    n:int=64, # how many faces
                    temperature:float=0.8, # scale of the prior noise: 1 is the prior, lower gives cleaner, more average faces
                    seed:int=0, # random seed; the same seed gives the same faces on any device
-                   out:str|Path='samples.png', # PNG file to write
+                   out:str|Path='samples.png', # image file to write (.png, .jpg, ...)
                    nrow:int=8, # faces per row of the grid
                    device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
                    attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5

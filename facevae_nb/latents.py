@@ -10,7 +10,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plot_latent_hists', 'plot_kl_per_dim',
-           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'save_fig', 'latent_figures']
+           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'save_fig', 'latent_paths', 'latent_figures']
 
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
@@ -245,6 +245,12 @@ def save_fig(fig, # a matplotlib figure
     return path
 
 # %% ../nbs/07_latents.ipynb #20242e60
+def latent_paths(out:str|Path # the summary figure's file name
+                ) -> list:
+    "The three files `latent_figures` writes: `out`, and the histograms beside it (`<out>_mu_hist`, `<out>_z_hist`)."
+    out = Path(out); stem = out.with_suffix('')
+    return [out, Path(f'{stem}_mu_hist{out.suffix}'), Path(f'{stem}_z_hist{out.suffix}')]
+
 def latent_figures(run:str|Path, # a run folder (uses RUN/model.safetensors) or a .safetensors model file
                    data:str|None=None, # the faces to encode: a CelebA folder or 'generated' (default: the faces the run was trained on)
                    out:str|Path='latents.png', # the summary figure; the histograms go beside it as <out>_mu_hist.png and <out>_z_hist.png
@@ -264,18 +270,19 @@ def latent_figures(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
     if split not in _SPLITS: raise FaceVAEError(f"split must be one of {_SPLITS}, got {split!r}")
     if attr is not None: attr_index(attr)                                 # fail on a typo before the slow part
     if order not in ('kl', 'first'): raise FaceVAEError(f"order must be 'kl' or 'first', got {order!r}")
-    out = Path(out); image_format(out); check_writable(out)
+    out = Path(out); image_format(out)
+    for p in latent_paths(out): check_writable(p)
     if (Path(run)/'config.json').is_file(): read_json(Path(run)/'config.json')   # a damaged file is named
     model = load_run(run, device=get_device(device))
     faces = run_faces(run, data)
     idx, split = _split_index(run, faces, split, data)
     enc = encode_split(model, faces, split, max_images, batch_size, index=idx)
-    stem = out.with_suffix('')
-    return [save_fig(latent_summary(enc, attr, threshold), out),
-            save_fig(plot_latent_hists(enc, k, order, 'mu', ncols, seed=seed), f'{stem}_mu_hist{out.suffix}'),
-            save_fig(plot_latent_hists(enc, k, order, 'z', ncols, seed=seed), f'{stem}_z_hist{out.suffix}')]
+    summary, mu_hist, z_hist = latent_paths(out)
+    return [save_fig(latent_summary(enc, attr, threshold), summary),
+            save_fig(plot_latent_hists(enc, k, order, 'mu', ncols, seed=seed), mu_hist),
+            save_fig(plot_latent_hists(enc, k, order, 'z', ncols, seed=seed), z_hist)]
 
-def _split_index(run, faces, split, data):
+def _split_index(run, faces, split, data, instead:str='showing the training faces instead (--split chooses another split)'):
     "Indices and name of `split` of the run's faces; an empty 'valid' split falls back to 'train', with a warning."
     def get(s):
         if data is not None: return faces.indices(s)
@@ -287,6 +294,6 @@ def _split_index(run, faces, split, data):
     if len(idx) == 0 and split == 'valid':
         what = f"{run} has no validation faces (it was trained without a validation split)" if data is None else \
                f"the data {getattr(faces, 'path', data)} has no validation faces"
-        warnings.warn(f"{what}; showing the training faces instead (--split chooses another split)", FaceVAEWarning)
+        warnings.warn(f"{what}; {instead}", FaceVAEWarning)
         return get('train'), 'train'
     return idx, split

@@ -14,8 +14,9 @@ from .model import save_vae
 
 
 # %% auto #0
-__all__ = ['MANIFEST', 'LOCK', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run', 'clean_temporaries', 'open_run',
-           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'write_metrics', 'plot_losses']
+__all__ = ['MANIFEST', 'LOCK', 'CACHE_FILES', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run', 'clean_temporaries',
+           'open_run', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'write_metrics',
+           'plot_losses']
 
 # %% ../nbs/13_runs.ipynb #a1f0c002
 MANIFEST = '.facevae-manifest.json'   # in a run folder: the files facevae wrote there
@@ -137,6 +138,8 @@ def run_lock(run:str|Path # the run folder (created if needed)
 
 # %% ../nbs/13_runs.ipynb #a1f0c008
 _TMP = re.compile(r'\.(.+)\.[a-z0-9_]{8}\.tmp')     # how `atomic_path` (tempfile.mkstemp) names a temporary file
+_ST_TMP = re.compile(r'\.tmp[A-Za-z0-9]{6}')        # how safetensors (Rust's `tempfile`) names the file it writes first
+CACHE_FILES = {'attr_vectors.safetensors'}        # caches facevae keeps in a run folder, outside the manifest
 _OURS = re.compile(r'config\.json|model\.safetensors|prior\.json|metrics\.(csv|jsonl)|checkpoints/(last|best)\.json|'
                    r'figures/(loss|samples_e\d{3,}|recon_e\d{3,})\.png')
 
@@ -160,14 +163,21 @@ def _adopt(run):
             own |= {f"checkpoints/{ptr.get(k)}" for k in ('weights', 'state')} & have
     _write_manifest(run, own)
 
+def _half_safetensors(f:Path) -> bool:
+    "Whether `f` is empty or starts like a safetensors file (8-byte header length, then '{'): a killed write's."
+    with open(f, 'rb') as h: head = h.read(9)
+    return len(head) == 0 or (len(head) == 9 and head[8:9] == b'{')
+
 def clean_temporaries(run:str|Path # a run folder whose lock this process holds
                      ) -> list:
     "Delete the temporaries a killed write left beside the run's own files (nothing else); returns their names."
-    run = Path(run); own = run_files(run) | {MANIFEST}; gone = []
+    run = Path(run); own = run_files(run) | {MANIFEST} | CACHE_FILES; gone = []
     for d in {(run/n).parent for n in own}:
         for f in d.glob('.*.tmp'):
             m = _TMP.fullmatch(f.name)
             if m and (f.parent/m[1]).relative_to(run).as_posix() in own: f.unlink(missing_ok=True); gone.append(f.name)
+        for f in d.glob('.tmp*'):
+            if _ST_TMP.fullmatch(f.name) and _half_safetensors(f): f.unlink(missing_ok=True); gone.append(f.name)
     if gone:
         print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
     return gone
