@@ -79,18 +79,23 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
          image_size:int=64, # image side in pixels
          device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
          seed:int=0, # seed for the faces, the model and the samples
-         quiet:bool=False # no progress bar
+         quiet:bool=False, # no progress bar
+         force:bool=False # write into an existing non-empty folder that is not a facevae run (its files are never overwritten or deleted)
         ) -> Path:
     "Train a VAE on generated faces, then write samples, latent figures and an edit strip; returns the run folder."
     from facevae_nb.train import run_training
     from facevae_nb.generate import sample_to_file
-    from facevae_nb.latents import latent_figures
+    from facevae_nb.latents import latent_figures, latent_paths
+    from facevae_nb.runs import claim
     from facevae_nb.figures import edit_strip_to_file
     check_options(minutes=minutes, epochs=epochs, n_faces=n_faces, seed=seed)
     out = check_writable(out, folder=True)
     resume = (out/'checkpoints'/'last.json').exists()
     run = Path(run_training(data='generated', out=str(out), preset='default', image_size=image_size, epochs=epochs,
-                            n_faces=n_faces, max_minutes=minutes, resume=resume, seed=seed, device=device, quiet=quiet))
+                            n_faces=n_faces, max_minutes=minutes, resume=resume, seed=seed, device=device, quiet=quiet,
+                            force=force))
+    figures = [run/'figures'/'samples.png', *latent_paths(run/'figures'/'latents.png'), run/'figures'/'edits.png']
+    claim(run, *(f.relative_to(run).as_posix() for f in figures))   # never over a file facevae did not write
     samples = sample_to_file(run, n=64, temperature=0.8, seed=seed, out=run/'figures'/'samples.png', device=device)
     figs = latent_figures(run, out=run/'figures'/'latents.png', max_images=2000, device=device)
     edits = edit_strip_to_file(run, run/'figures'/'edits.png', device=device)   # Smiling, Eyeglasses, Blond_Hair added

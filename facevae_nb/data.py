@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #caa71a62
 from __future__ import annotations
-import os, sys, csv, json, math, time, hashlib, difflib, warnings, contextlib, multiprocessing as mp
+import os, sys, csv, json, math, time, errno, shutil, hashlib, difflib, warnings, contextlib, multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -548,7 +548,7 @@ def _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress
     if progress is None: progress = sys.stderr.isatty() and not in_test()
     paths, n, S = ix.paths(), len(ix), image_size
     with atomic_path(folder/'images.npy') as raw:
-        out = np.lib.format.open_memmap(raw, mode='w+', dtype=np.uint8, shape=(n, 3, S, S))
+        out = _new_array(raw, (n, 3, S, S))
         errs = _decode_all(paths, S, crop_frac, out, raw, workers, progress, strict)
         keep = np.setdiff1d(np.arange(n), [i for i, _ in errs])
         if len(keep) == 0:
@@ -560,11 +560,29 @@ def _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress
     return _finish(ix, keep, errs, key, folder, time.time() - t0)
 
 # %% ../nbs/01_data.ipynb #88ceaab5
+def _new_array(path:Path, shape:tuple) -> np.memmap:
+    "A new uint8 .npy file of `shape`, memory-mapped for writing, its disk space reserved before anything is written."
+    out = np.lib.format.open_memmap(path, mode='w+', dtype=np.uint8, shape=shape)
+    size = os.path.getsize(path)   # a full disk would otherwise surface as a bus error when a page is written
+    try:
+        with open(path, 'r+b') as fh: os.posix_fallocate(fh.fileno(), 0, size)
+        return out
+    except AttributeError: enough = shutil.disk_usage(path.parent).free >= size    # no posix_fallocate (macOS)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        enough = False
+    if enough: return out
+    del out
+    free = shutil.disk_usage(path.parent).free
+    mb = lambda n: f'{n/2**30:.1f} GiB' if n >= 2**30 else f'{n/2**20:.1f} MiB'
+    raise FaceVAEError(f"not enough disk space for the face cache in {path.parent}: it needs {mb(size)} and "
+                       f"{mb(free)} are free; free some space, or set FACEVAE_CACHE to a folder on a disk with room")
+
 def _compact(out, keep, raw):
     "Replace the array file `raw` by the rows `keep` of `out` (after some images were skipped)."
     good = raw.with_name(raw.name + '.good')
     try:
-        g = np.lib.format.open_memmap(good, mode='w+', dtype=np.uint8, shape=(len(keep),) + out.shape[1:])
+        g = _new_array(good, (len(keep),) + out.shape[1:])
         for i in range(0, len(keep), 4096): g[i:i+4096] = out[keep[i:i+4096]]
         g.flush(); del g
         os.replace(good, raw)

@@ -95,11 +95,49 @@ def test_full_disk_is_one_line_naming_the_file(tiny_run, tmp_path, capsys, monke
     monkeypatch.setattr(torchvision.utils, 'save_image', full)
     _one_error(*_main(capsys, 'sample', '--run', str(tiny_run), '--out', str(tmp_path/'s.png')), 'sample',
                f"{tmp_path/'s.png'}: No space left on device")
-    def full_st(*a, **k): raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
-    monkeypatch.setattr(safetensors.torch, 'save_file', full_st)
-    code, lines = _main(capsys, 'train', *TINY, '--out', str(tmp_path/'run'))
-    _one_error(code, lines, 'train', 'No space left on device', str(tmp_path/'run'))
-    assert not list((tmp_path/'run').rglob('.*.tmp'))                           # no temporaries left behind
+    for msg in ['Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })',
+                f'Error while serializing: I/O error: No space left on device (os error 28) at path "{tmp_path}/.tmpAb12Cd"']:
+        def full_st(*a, **k): raise SafetensorError(msg)                          # safetensors before 0.8, and 0.8
+        monkeypatch.setattr(safetensors.torch, 'save_file', full_st)
+        code, lines = _main(capsys, 'train', *TINY, '--out', str(tmp_path/'run'))
+        _one_error(code, lines, 'train', 'No space left on device', str(tmp_path/'run'))
+        assert not list((tmp_path/'run').rglob('.*.tmp'))                       # no temporaries left behind
+
+
+# monkeypatch: a full disk under the cache folder while the CelebA cache is built (a memory-mapped file on a full
+# disk is a bus error, exit 135, when a page is written: the space is reserved first)
+def test_full_disk_building_the_cache_is_one_line(tmp_path, capsys, monkeypatch):
+    from facevae_nb.data import write_celeba
+    rng = np.random.default_rng(3)
+    src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (20, 54, 44, 3), dtype=np.uint8), rng.random((20, 40)) < .5,
+                       np.zeros(20, int))
+    monkeypatch.setenv('FACEVAE_CACHE', str(tmp_path/'cache'))
+    def full(fd, offset, size): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, 'posix_fallocate', full, raising=False)
+    code, lines = _main(capsys, 'train', '--data', str(src), '--out', str(tmp_path/'run'), '--image-size', '32',
+                        '--epochs', '1', '--device', 'cpu', '--quiet')
+    _one_error(code, lines, 'train', 'not enough disk space for the face cache', 'it needs 0.1 MiB and', 'FACEVAE_CACHE')
+    assert not [p for p in (tmp_path/'cache').rglob('*') if p.is_file() and p.name != '.lock']   # nothing half-built left
+
+
+# in-process CLI: an existing --out is refused by the library-level path too (the notebook checks the CLI's refusals);
+# many bad values: every image command with an existing file and with its input as --out
+def test_out_never_replaces_a_users_file(tiny_run, tmp_path, capsys):
+    from PIL import Image
+    photo = tmp_path/'me.png'; Image.new('RGB', (60, 70), (180, 120, 100)).save(photo); before = photo.read_bytes()
+    mine = tmp_path/'mine.png'; mine.write_bytes(b'mine')
+    for cmd, extra in [('sample', []), ('latents', ['--k', '2']), ('edit', ['--image', str(photo), '--attr', 'Smiling=1'])]:
+        _one_error(*_main(capsys, cmd, '--run', str(tiny_run), *extra, '--out', str(mine)), cmd, f'{mine} exists already')
+    for flags in ([], ['--overwrite']):
+        _one_error(*_main(capsys, 'edit', '--run', str(tiny_run), '--image', str(photo), '--attr', 'Smiling=1',
+                          '--out', str(photo), *flags), 'edit', 'never writes over its input')
+    (tmp_path/'link.png').symlink_to(photo)                                       # the input under another name
+    _one_error(*_main(capsys, 'edit', '--run', str(tiny_run), '--image', str(tmp_path/'link.png'), '--attr', 'Smiling=1',
+                      '--out', str(photo), '--overwrite'), 'edit', 'never writes over its input')
+    assert photo.read_bytes() == before and mine.read_bytes() == b'mine'
+    assert _main(capsys, 'edit', '--run', str(tiny_run), '--image', str(photo), '--attr', 'Smiling=1', '--out', str(mine),
+                 '--overwrite')[0] == 0
+    assert Image.open(mine).format == 'PNG' and not list(tmp_path.glob('.*.tmp'))
 
 
 # real training runs (two, on a CelebA folder with a broken image): too slow for the notebook
@@ -148,6 +186,12 @@ def test_latents_on_a_run_without_validation_faces(tmp_path, capsys):
     assert code == 0 and (tmp_path/'l.png').is_file(), lines
     assert lines == [f"facevae latents: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
                      "split); showing the training faces instead (--split chooses another split)"]
+    # edit --index falls back the same way (it has no --split to advise), and --balanced on so few faces still works
+    code, lines = _main(capsys, 'edit', '--run', str(tmp_path/'run'), '--index', '2', '--attr', 'Smiling=1', '--balanced',
+                        '--out', str(tmp_path/'e.png'))
+    assert code == 0 and (tmp_path/'e.png').is_file(), lines
+    assert lines == [f"facevae edit: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
+                     "split); --index counts its training faces instead"], lines
 
 
 def _installed():
