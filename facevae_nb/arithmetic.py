@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from .core import FaceVAEError, get_device, atomic_path, in_test, read_json
 from .data import CELEBA_ATTRS, attr_index, FaceVAEWarning
 from .model import load_run, unwrap_model
-from .runs import CACHE_FILES
+from .runs import CACHE_FILES, run_lock, clean_temporaries
 from .faces import open_faces
 from .generate import decode_codes, encode_faces, add_vectors, run_faces, run_split
 from .generate import encode_images
@@ -290,7 +290,7 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
         stored[key] = (list(V), torch.stack(list(V.values())).float().contiguous())
         entries[key] = dict(names=list(V), n=len(z), split=split, method=method, balanced=balanced,
                             data=src or 'run', labels=labels)
-        _write_vectors(cache, stored, entries, sha)
+        _write_vectors(run, cache, stored, entries, sha)
     names, T = stored[key]
     V = dict(zip(names, T.float()))
     if keep:
@@ -300,15 +300,19 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
         V = {k: v if k in keep else project_out(v, K) for k, v in V.items()}
     return V
 
-def _write_vectors(cache:Path, stored:dict, entries:dict, sha:str):
-    "Write the cache atomically; a folder that cannot be written (read-only, full) is a warning: the vectors stand."
+def _write_vectors(run:Path, cache:Path, stored:dict, entries:dict, sha:str):
+    "Write the cache atomically under the run's lock, after removing a killed write's temporaries; failing is a warning."
+    why = None
     try:
-        with atomic_path(cache) as tmp:
-            save_file({k: t for k, (_, t) in stored.items()}, str(tmp),
-                      metadata=dict(format=_VFORMAT, model_sha256=sha, entries=json.dumps(entries)))
-    except OSError as e:
-        warnings.warn(f"could not keep the attribute vectors in {cache} ({e.strerror or e}); "
-                      "they were computed and are used, and will be computed again next time", FaceVAEWarning)
+        with run_lock(run):                      # no other process writes in the run now: old temporaries are stale
+            clean_temporaries(run)
+            with atomic_path(cache) as tmp:
+                save_file({k: t for k, (_, t) in stored.items()}, str(tmp),
+                          metadata=dict(format=_VFORMAT, model_sha256=sha, entries=json.dumps(entries)))
+    except OSError as e: why = e.strerror or str(e)                 # a read-only folder, a full disk
+    except FaceVAEError: why = 'a training holds the run folder now'
+    if why: warnings.warn(f"could not keep the attribute vectors in {cache} ({why}); they were computed and "
+                          "are used, and will be computed again next time", FaceVAEWarning)
 
 # %% ../nbs/08_arithmetic.ipynb #391e2c7c
 def _weight(w:str, name:str) -> float:
