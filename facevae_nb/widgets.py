@@ -125,7 +125,11 @@ def _image_box(title, size):
 class _Explorer:
     "Displays as its `.widget` (with a plain-text line for places that cannot run widgets); decodes on one CPU thread."
     def _repr_mimebundle_(self, **kwargs):
-        b = self.widget._repr_mimebundle_(**kwargs)
+        w = self.widget
+        if hasattr(w, '_repr_mimebundle_'): b = w._repr_mimebundle_(**kwargs)     # ipywidgets 8
+        else:                                         # ipywidgets 7 (Colab) has no mime bundle: the view spec it displays
+            b = {'application/vnd.jupyter.widget-view+json': w.get_view_spec()}
+            w._handle_displayed()                     # what its own display would do next: tell the children
         b['text/plain'] = (f'{type(self).__name__}: a live widget; '
                           'run the notebook in Jupyter, VS Code or Colab to use it')
         return b

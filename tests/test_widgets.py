@@ -3,9 +3,15 @@
 The notebook `09_widgets` tests the explorers in-process (setting slider values in Python). Here a real IPython kernel
 (the one Jupyter, VS Code and Colab all start) builds an explorer, and the test plays the browser: it reads the
 widget models the kernel opens, sends a slider change as a `comm_msg` and checks that the kernel answers with a new
-PNG for the edited image. No browser and no files are needed (a tiny untrained model and random faces).
+PNG for the edited image, and uploads a photo the way the browser's FileUpload does. No browser and no files are
+needed (a tiny untrained model and random faces).
+
+The kernel is this venv's (ipywidgets 8) and, when `FACEVAE_COLAB_VENV` names a venv built from Colab's versions
+(see tests/test_colab.py), also that venv's: ipywidgets 7.7.1 on ipykernel 6.17, whose messages differ (no
+`echo_update`; an upload arrives as `metadata` and `data` traits and a counter, not as a `value` tuple).
 """
-import hashlib, queue, time
+import hashlib, io, json, os, queue, sys, time
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +36,21 @@ print('IDS', ex.widget.model_id, ex.weights['Smiling'].model_id, ex.edited.model
 '''
 
 
-@pytest.fixture(scope='module')
-def kernel():
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name='python3', startup_timeout=120)
+PYTHONS = {'this venv': sys.executable}
+if os.environ.get('FACEVAE_COLAB_VENV'): PYTHONS['colab venv'] = str(Path(os.environ['FACEVAE_COLAB_VENV'])/'bin'/'python')
+
+
+@pytest.fixture(scope='module', params=list(PYTHONS))
+def kernel(request, tmp_path_factory):
+    "A kernel of this venv's Python, or of the Colab venv's."
+    from jupyter_client.kernelspec import KernelSpecManager
+    d = tmp_path_factory.mktemp('kernels')
+    (d/'k').mkdir()
+    (d/'k'/'kernel.json').write_text(json.dumps(dict(argv=[PYTHONS[request.param], '-m', 'ipykernel_launcher', '-f',
+                                                           '{connection_file}'], display_name='k', language='python')))
+    km = jupyter_client.KernelManager(kernel_name='k', kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(d)]))
+    km.start_kernel(cwd=str(tmp_path_factory.mktemp('cwd')))
+    kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=120)
     try: yield kc
     finally:
         kc.stop_channels(); km.shutdown_kernel(now=True)
@@ -49,9 +67,9 @@ def _iopub(kc, until, timeout=60):
     raise AssertionError(f'timed out; got {[m["msg_type"] for m in out]}')
 
 
-def _send(kc, comm_id, data):
-    "What the browser sends when a control changes: a comm message to the widget's model in the kernel."
-    kc.shell_channel.send(kc.session.msg('comm_msg', {'comm_id': comm_id, 'data': data}))
+def _send(kc, comm_id, data, buffers=()):
+    "What the browser sends when a control changes: a comm message (binary parts in `buffers`) to the widget's model."
+    kc.session.send(kc.shell_channel.socket, 'comm_msg', {'comm_id': comm_id, 'data': data}, buffers=list(buffers))
 
 
 def _run(kc, code):
@@ -95,3 +113,28 @@ def test_explorer_over_the_kernel_protocol(kernel):
     _iopub(kc, lambda m: m['msg_type'] == 'comm_msg' and m['content']['comm_id'] == edited)
     msgs = _run(kc, "print('AFTER', ex.weights['Smiling'].value, ex.edited.value == ex.recon.value)")
     assert 'AFTER 0.0 True' in ''.join(m['content']['text'] for m in msgs if m['msg_type'] == 'stream')
+
+
+def _printed(kc, code):
+    return ''.join(m['content']['text'] for m in _run(kc, code) if m['msg_type'] == 'stream')
+
+
+def test_upload_over_the_kernel_protocol(kernel):
+    "A photo chosen in the browser's FileUpload becomes the face: ipywidgets 7's and 8's messages."
+    from PIL import Image
+    kc = kernel
+    if 'True' not in _printed(kc, "print('ex' in globals())"): _run(kc, SETUP)         # when run on its own
+    major, upload = _printed(kc, "import ipywidgets; print(ipywidgets.__version__.split('.')[0], ex.upload.model_id)").split()
+    buf = io.BytesIO(); Image.new('RGB', (178, 218), (200, 120, 90)).save(buf, format='jpeg'); photo = buf.getvalue()
+    meta = {'name': 'me.jpg', 'type': 'image/jpeg', 'size': len(photo)}
+    if major == '7':   # widgets 7's FileUploadView: metadata, data (binary) and a bumped counter, in one update
+        state, paths = {'metadata': [dict(meta, lastModified=0)], 'data': [None], '_counter': 1}, [['data', 0]]
+    else:              # widgets 8: the value, a list of file dicts whose content is binary
+        state, paths = {'value': [dict(meta, last_modified=0, content=None)]}, [['value', 0, 'content']]
+    _send(kc, upload, {'method': 'update', 'state': state, 'buffer_paths': paths}, [photo])
+    # the kernel handles shell messages in order: the next execute request sees the upload done
+    got = _printed(kc, "import numpy as np; print('GOT', ex.label, len(ex.upload.value), "
+                       "np.asarray(ex.x).mean(axis=(1, 2)).round(2).tolist())")
+    assert got.startswith('GOT me.jpg 0 '), got                # the photo is the face, and the upload is cleared
+    r, g, b = json.loads(got.split(' ', 3)[3])
+    assert abs(r - 200/255) < 0.03 and abs(g - 120/255) < 0.03 and abs(b - 90/255) < 0.03, got
