@@ -248,7 +248,7 @@ def generated_celeba(n:int=20000, # number of faces
     return dest
 
 # %% ../nbs/02_faces.ipynb #95a899f6
-def open_faces(data:str|Path='generated', # 'generated' for the built-in faces, a CelebA folder, or 'hf:flwrlabs/celeba' (see `hub`)
+def open_faces(data:str|Path='generated', # 'generated' for the built-in faces, a CelebA folder, Hub shards or 'hf:flwrlabs/celeba' (see `hub`)
                image_size:int=64, # side of the square faces in pixels
                n:int|None=None, # number of generated faces (default 20000; ignored for a CelebA folder)
                seed:int=0, # seed of the generated faces
@@ -256,8 +256,10 @@ def open_faces(data:str|Path='generated', # 'generated' for the built-in faces, 
               ) -> FaceCache:
     "The decoded faces of `data` ('generated', a CelebA folder or `hf:` Hub shards), built on first use and cached."
     if str(data) == 'generated': src = generated_celeba(20000 if n is None else n, seed)
-    elif str(data).startswith('hf:'):          # the Hub's parquet shards (downloaded unless already complete)
-        from facevae_nb.hub import hub_folder, build_hub_cache
-        return build_hub_cache(hub_folder(str(data)[3:]), image_size=image_size, **kwargs)
-    else: src = Path(data).expanduser()
+    else:
+        from facevae_nb.hub import hub_folder, build_hub_cache, is_hub_folder
+        if str(data).startswith('hf:') or is_hub_folder(data):   # the Hub's parquet shards ('hf:NAME' downloads them)
+            src = hub_folder(str(data)[3:]) if str(data).startswith('hf:') else data
+            return build_hub_cache(src, image_size=image_size, **kwargs)
+        src = Path(data).expanduser()
     return build_cache(src, image_size=image_size, **kwargs)

@@ -8,8 +8,8 @@ import io, re, json, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['HUB_DATASET', 'HUB_CONFIG', 'HUB_LICENCE', 'hub_shards', 'write_hub_shards', 'build_hub_cache', 'download_hub',
-           'hub_folder']
+__all__ = ['HUB_DATASET', 'HUB_CONFIG', 'HUB_LICENCE', 'hub_shards', 'is_hub_folder', 'write_hub_shards', 'build_hub_cache',
+           'download_hub', 'hub_folder']
 
 # %% ../nbs/01b_hub.ipynb #59578686
 import numpy as np
@@ -43,6 +43,12 @@ def hub_shards(folder:str|Path # a folder holding the parquet shards (in any sub
                                        "the download did not finish; run it again to resume it")
         out[split] = [shards[i][0] for i in range(total)]
     return out
+
+def is_hub_folder(path:str|Path # any path
+                 ) -> bool:
+    "Whether `path` is a folder with parquet shards named like the Hub's, in it or one level down (not an image folder)."
+    p = Path(path).expanduser()
+    return p.is_dir() and any(_SHARD.match(q.name) for pat in ('*.parquet', '*/*.parquet') for q in p.glob(pat))
 
 # %% ../nbs/01b_hub.ipynb #914b2681
 def write_hub_shards(folder:str|Path, # where to write (a sub-folder named after the config is made)
