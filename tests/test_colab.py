@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = os.environ.get('FACEVAE_COLAB_VENV')
-pytestmark = pytest.mark.skipif(not VENV, reason='FACEVAE_COLAB_VENV does not name a venv built from colab-pins.txt')
+needs_venv = pytest.mark.skipif(not VENV, reason='FACEVAE_COLAB_VENV does not name a venv built from colab-pins.txt')
 PY = str(Path(VENV or '.')/'bin'/'python')
 NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb'))
 SKIP_FLAGS = {'slow', 'cuda'}
@@ -41,6 +41,17 @@ def _install_cell() -> str:
     return next(''.join(c['source']) for c in cells if c['cell_type'] == 'code' and '# colab: install' in ''.join(c['source']))
 
 
+def test_every_notebook_has_the_current_colab_cells():
+    "What the Colab tests run is what every notebook has (needs no venv: a quick check on every run)."
+    sys.path.insert(0, str(ROOT/'tools'))
+    try: import colab_cells
+    finally: sys.path.pop(0)
+    cfg = colab_cells.settings()
+    bad = {p.name: colab_cells.problems(p, cfg) for p in colab_cells.notebooks([ROOT/'nbs'])}
+    assert not any(bad.values()), f'run python tools/colab_cells.py: {bad}'
+
+
+@needs_venv
 def test_install_cell(tmp_path):
     src = _install_cell()
     url = re.search(r"'facevae_nb @ (git\+https://[^']+)'", src)
@@ -104,6 +115,7 @@ def _run_cell(kc, code, timeout=600):
     return None
 
 
+@needs_venv
 @pytest.mark.parametrize('nb', NBS, ids=[p.name for p in NBS])
 def test_notebook_on_colab(colab_kernel, nb):
     km, kc = colab_kernel()                                   # a fresh kernel per notebook, like a new Colab session
