@@ -313,6 +313,16 @@ def _load_face_jpeg(data, image_size, crop_frac):
         for dx in range(k): acc += c[:, dy::k, dx::k]
     return ((acc + k*k//2)//(k*k)).astype(np.uint8)
 
+def _jpeg_pixels(data:bytes) -> int|None:
+    "Width x height from a JPEG's frame header (no decoding), or None where none is found."
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        m = data[i+1]
+        if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):      # a start-of-frame marker: height, width
+            return int.from_bytes(data[i+5:i+7], 'big') * int.from_bytes(data[i+7:i+9], 'big')
+        i += 2 + int.from_bytes(data[i+2:i+4], 'big')
+    return None
+
 def _has_orientation(data:bytes) -> bool:
     "Whether JPEG bytes may hold an EXIF orientation tag (0x0112 in the Exif segment): such photos take the PIL path."
     i = data.find(b'Exif\x00\x00', 0, 1 << 16)
@@ -360,7 +370,8 @@ def load_face(path:str|Path, # an image file
     "Decode one image, crop the centred square of `crop_frac` of its width and resize it: uint8 (3,S,S)."
     with open(path, 'rb') as f: jpeg = f.read(3) == b'\xff\xd8\xff'   # only a JPEG is read whole here
     data = Path(path).read_bytes() if jpeg else b''
-    if jpeg and not _has_orientation(data):   # a JPEG: try the fast path first
+    # a JPEG: try the fast path first, unless it is turned by EXIF or large (PIL decodes those reduced, or refuses them)
+    if jpeg and (_jpeg_pixels(data) or 0) <= 1 << 24 and not _has_orientation(data):
         try:
             out = _load_face_jpeg(data, image_size, crop_frac)
             if out is not None: return out
