@@ -135,8 +135,8 @@ def _one_line(s) -> str: return ' '.join(str(s).split())
 
 # commands that write more files than --out names: 'module:function' giving them all from --out
 _OUT_FILES = {'latents': 'facevae_nb.latents:latent_paths'}
-_OVERWRITE = ("replace --out if it exists (without this a command never replaces an existing file; "
-              "it never writes over one of its inputs)")
+_OVERWRITE = ("replace --out (and any file written beside it) if it exists; without this a command never "
+              "replaces an existing file, and it never writes over one of its inputs")
 
 def _out_file(f) -> bool:
     "Whether `f`'s `out` is an image file (its default has an image extension), not a folder."
