@@ -79,6 +79,9 @@ def face_source(run:str|Path|None=None, # a run folder written by `facevae train
     else: idx = faces.indices(split)
     if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of the faces is empty; "
                                          "choose split='all' or another split")
+    if (bad := idx[(idx < 0) | (idx >= len(faces))]).numel():
+        raise FaceVAEError(f"face index {int(bad[0])} is out of range: the {len(faces)} faces are numbered "
+                           f"0 to {len(faces)-1}")
     return model, faces, idx
 
 # %% ../nbs/09_widgets.ipynb #f972cbb0
@@ -360,6 +363,7 @@ class MorphExplorer(_Explorer):
 
     def pick_random(self):
         "A random pair of different faces (the `random` button)."
+        if len(self.index) < 2: self.status.value = 'there is only one face to choose from'; return
         i, j = self.rng.sample(range(len(self.index)), 2)
         self._quiet = True
         try: self.a.value, self.b.value = i, j
