@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facevae_nb.core import get_device, seed_everything, image_grid
+from facevae_nb.core import get_device, seed_everything, image_grid, device_settings
 from facevae_nb.data import FaceLoader, build_cache, read_celeba
 from facevae_nb.model import make_vae, load_run
 from facevae_nb.loss import vae_loss
@@ -106,7 +106,7 @@ def bench_speed(a):
     classic_train(dl, m, max_steps=2)                           # warm-up
     n, s, el = classic_train(dl, m, max_steps=steps)
     rows = [dict(pipeline='classic (PIL + DataLoader, fp32, Adam)', **{'images/s': n/el}),
-            dict(pipeline='this loop, seed preset (cache, bf16, channels-last)', **{'images/s': ours})]
+            dict(pipeline=f'this loop, seed preset (cache, {device_settings("cpu")})', **{'images/s': ours})]
     if a.compile:
         ours_c = our_speed(cache, tr, 'seed', steps, compile=True)
         rows.append(dict(pipeline='this loop, seed preset, + torch.compile', **{'images/s': ours_c}))
@@ -120,7 +120,7 @@ def bench_quality(a):
     mins, runs = a.minutes, {}
     valid = FaceLoader(cache, va, batch_size=256, shuffle=False, flip=False, device='cpu', drop_last=False)
     rows = []
-    for preset in ('default', 'seed'):
+    for preset in a.presets.split(','):
         out = Path(a.out)/f'bench-{preset}'
         if out.exists() and not a.keep_going: import shutil; shutil.rmtree(out)
         t = time.perf_counter()
@@ -138,9 +138,10 @@ def bench_quality(a):
                      epochs=round(n/len(tr), 3), psnr=r['psnr'], bpd=r['nelbo_bpd'], kl=r['kl']))
     print(f'\n### 2. {mins} minutes of training, validation on the last {a.holdout} ids ({len(tr)} training faces)\n')
     print(table(rows, ['run', 'minutes', 'steps', 'epochs', 'psnr', 'bpd', 'kl']))
-    d, c, s = rows[0], rows[2], rows[1]
-    print(f"\ndefault vs classic: {d['psnr']-c['psnr']:+.2f} dB PSNR (goal >= +2), {d['bpd']-c['bpd']:+.3f} bits/dim (goal < 0); "
-          f"default vs seed (same loop): {d['psnr']-s['psnr']:+.2f} dB, {d['bpd']-s['bpd']:+.3f} bits/dim")
+    d, c = rows[0], rows[-1]
+    print(f"\ndefault vs classic: {d['psnr']-c['psnr']:+.2f} dB PSNR (goal >= +2), {d['bpd']-c['bpd']:+.3f} bits/dim (goal < 0)"
+          + (f"; default vs seed (same loop): {d['psnr']-rows[1]['psnr']:+.2f} dB, {d['bpd']-rows[1]['bpd']:+.3f} bits/dim"
+             if len(rows) == 3 else ''))
     samples_figure(runs, Path(a.out)/'bench-samples.png')
 
 
@@ -197,6 +198,7 @@ if __name__ == '__main__':
     p.add_argument('--data', default=str(ROOT.parent/'shared'/'data'/'celeba-sample'), help='CelebA folder')
     p.add_argument('--which', default='1,2,3,4', help='comma-separated benchmarks to run (1 speed, 2 quality, 3 amp, 4 gpu)')
     p.add_argument('--minutes', type=float, default=10.0, help='training budget per run in benchmark 2')
+    p.add_argument('--presets', default='default,seed', help="benchmark 2: this loop's runs, 'default' first (the classic recipe always runs)")
     p.add_argument('--amp-epochs', type=int, default=3, help='epochs for benchmark 3')
     p.add_argument('--holdout', type=int, default=1000, help='validate on the last N ids')
     p.add_argument('--image-size', type=int, default=64)
@@ -216,6 +218,7 @@ if __name__ == '__main__':
         if a.out == str(ROOT/'runs'): a.out = str(ROOT/'runs'/'quick')
     if not Path(a.data).exists() and set(a.which.split(',')) & {'1', '2', '3'}:
         sys.exit(f'{a.data} does not exist: pass --data PATH to a CelebA folder (benchmarks 1-3 need one)')
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, data {a.data}')
+    from facevae_nb.speed import machine_line
+    print(f'{machine_line()}\nthe rule picks {device_settings()}; data {a.data}')
     for w in a.which.split(','):
         {'1': bench_speed, '2': bench_quality, '3': bench_amp, '4': bench_gpu}[w.strip()](a)

@@ -56,7 +56,9 @@ def arg_parser(f, # the function whose parameters become options
         if name == 'return' or d['kind'] in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD): continue
         opt, help_, default = '--' + name.replace('_', '-'), d['docment'] or '', d['default']
         if 'bool' in str(d['anno']) or isinstance(default, bool):
-            if default is True:
+            if default is None:                       # three states: unset (the function decides), --x, --no-x
+                p.add_argument(opt, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            elif default is True:
                 p.add_argument('--no-' + name.replace('_', '-'), dest=name, action='store_false',
                                help=f'turn off: {help_} (on by default)')
             else: p.add_argument(opt, dest=name, action='store_true', help=help_)
@@ -116,6 +118,8 @@ COMMANDS = {
                                                    'Smiling=1.5) or write an attribute strip'),
     'demo':    ('facevae_nb.cli:demo',                'train a small VAE on built-in '
                                                       'generated faces, then sample and plot'),
+    'speed':   ('facevae_nb.speed:speed',             'time training and inference in every precision and memory '
+                                                      'layout this machine can run; the automatic choice is marked'),
 }
 
 # %% ../nbs/10_cli.ipynb #2c2351f1

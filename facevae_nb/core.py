@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #4a2c2eb8
 from __future__ import annotations
-import os, re, json, math, errno, random, numbers, tempfile, contextlib
+import os, re, json, math, errno, random, numbers, tempfile, contextlib, dataclasses
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',
            'atomic_path', 'atomic_write_text', 'check_writable', 'check_new_file', 'read_json', 'check_options',
-           'cache_dir', 'amp_dtype', 'image_grid', 'image_format', 'save_grid', 'show_images']
+           'cache_dir', 'device_caps', 'DeviceSettings', 'device_settings', 'amp_dtype', 'image_grid', 'image_format',
+           'save_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #5ca15d80
 class FaceVAEError(Exception):
@@ -180,6 +181,7 @@ OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, la
     'lr': (False, 0, False, None), 'weight_decay': (False, 0, True, None), 'grad_clip': (False, 0, True, None),
     'kl_warmup_epochs': (False, 0, True, None), 'warmup': (False, 0, True, 1), 'min_lr_frac': (False, 0, True, 1),
     'nan_backoff': (False, 0, False, 1), 'minutes': (False, 0, False, None), 'max_minutes': (False, 0, False, None),
+    'seconds': (False, 0, False, None),
     'threshold': (False, 0, True, None), 'temperature': (False, None, True, None)}
 
 _LISTS = ('widths', 'blocks')   # options that take several numbers: a list, or a string such as '32,64,128'
@@ -226,15 +228,93 @@ def cache_dir(sub:str='' # a sub-folder
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-# %% ../nbs/00_core.ipynb #bac3f82a
+# %% ../nbs/00_core.ipynb #4e2866b0
+def _cpu_name() -> str:
+    "The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` says)."
+    import platform
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    return platform.processor() or platform.machine() or 'unknown CPU'
+
+def _cores() -> int:
+    "The CPU cores this process may run on."
+    try: return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError): return os.cpu_count() or 1
+
+def device_caps(device:str|torch.device|None=None # a device, or None for the best available
+               ) -> dict:
+    "What `device` has: type, name, CUDA compute capability or the CPU's instruction set and bf16 units, threads."
+    import torch
+    dev = get_device(device)
+    caps = dict(type=dev.type, threads=torch.get_num_threads(), cores=_cores())
+    if dev.type == 'cuda':
+        caps.update(name=torch.cuda.get_device_name(dev), capability=list(torch.cuda.get_device_capability(dev)))
+    elif dev.type == 'mps': caps.update(name='Apple GPU (MPS)')
+    else:
+        has = lambda f: bool(getattr(torch.cpu, f, lambda: False)())   # private helpers: absent in old torch
+        caps.update(name=_cpu_name(), isa=torch.backends.cpu.get_cpu_capability(),
+                    avx512_bf16=has('_is_avx512_bf16_supported'), amx=has('_is_amx_tile_supported'),
+                    amx_fp16=has('_is_amx_fp16_supported'))
+    return caps
+
+# %% ../nbs/00_core.ipynb #04912457
+_NAMES = {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+    "How to run a model on one device: precision ('fp32', 'bf16', 'fp16'), memory layout, CPU threads, and why."
+    device:str; precision:str; channels_last:bool; threads:int; why:str
+    @property
+    def amp_dtype(self):
+        "The autocast dtype (None: float32, no autocast)."
+        import torch
+        return getattr(torch, _NAMES[self.precision]) if self.precision != 'fp32' else None
+    @property
+    def grad_scaler(self) -> bool:
+        "Whether the loss needs a `GradScaler` (fp16 only)."
+        return self.precision == 'fp16'
+    def __str__(self):
+        layout = 'channels-last' if self.channels_last else 'NCHW'
+        return (f"{self.device}: {self.precision}{' + GradScaler' if self.grad_scaler else ''}, {layout}, "
+                f"{self.threads} thread{'s'*(self.threads != 1)} ({self.why})")
+
+def _native(caps:dict) -> tuple:
+    "(the 16-bit type the device runs natively or None, why) from `device_caps`."
+    if caps['type'] == 'cuda':
+        cc = tuple(caps['capability']); v = f"compute capability {cc[0]}.{cc[1]}"
+        if cc >= (8, 0): return 'bf16', f"{v}: native bf16"
+        if cc >= (7, 0): return 'fp16', f"{v}: fp16 tensor cores, no native bf16"
+        return None, f"{v}: no tensor cores"
+    if caps['type'] == 'cpu':
+        unit = 'AMX' if caps.get('amx') else 'AVX512_BF16' if caps.get('avx512_bf16') else None
+        if unit: return 'bf16', f"{caps.get('name', 'CPU')}, {unit}: native bf16"
+        return None, f"{caps.get('name', 'CPU')}, {caps.get('isa', '?')}: no native bf16"
+    return None, 'autocast on MPS is not measured to pay'
+
+def device_settings(device:str|torch.device|None=None, # a device, or None for the best available
+                    amp:bool|None=None, # None: the rule; True: autocast even where emulated; False: float32
+                    channels_last:bool|None=None, # None: the rule (on with a native 16-bit path)
+                    caps:dict|None=None, # what the device has (default: `device_caps(device)`); tests pass made-up ones
+                    processes:int=1 # training processes sharing this machine's CPU cores (DDP on CPU)
+                   ) -> DeviceSettings:
+    "The precision, memory layout and CPU threads to run a model with on a device, decided by what it has natively."
+    c = caps or device_caps(device)
+    native, why = _native(c)
+    if amp is None: prec = native or 'fp32'
+    elif not amp: prec, why = 'fp32', why + '; --no-amp'
+    else:
+        cuda8 = c['type'] == 'cuda' and tuple(c['capability']) >= (8, 0)
+        prec = native or ('bf16' if c['type'] == 'cpu' or cuda8 else 'fp16')
+        if not native: why += f'; --amp: {prec} emulated'
+    cl = native is not None if channels_last is None else bool(channels_last)
+    threads = max(1, min(c['threads'], c['cores']) // max(1, processes)) if c['type'] == 'cpu' else c['threads']
+    return DeviceSettings(c['type'], prec, cl, threads, why)
+
 def amp_dtype(device:str|torch.device # the device the model runs on
              ) -> torch.dtype|None:
-    "The autocast dtype for `device`: bf16 where supported, fp16 on older CUDA GPUs, None where autocast does not pay."
-    import torch
-    dev = torch.device(device)
-    if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dev.type == 'cpu': return torch.bfloat16
-    return None
+    "The autocast dtype `device_settings` picks for `device`: bf16 or fp16 where native, None (float32) elsewhere."
+    return device_settings(device).amp_dtype
 
 # %% ../nbs/00_core.ipynb #3571997f
 def image_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1]

@@ -56,8 +56,8 @@ class TrainConfig:
     min_lr_frac:float=0.01 # final LR as a fraction of `lr`
     kl_warmup_epochs:float=_D['kl_warmup_epochs'] # epochs over which the KL weight ramps linearly from 0 to 1 (0: no warm-up)
     grad_clip:float|None=_D['grad_clip'] # clip the global gradient norm to this (None or 0: no clipping)
-    amp:bool=True # mixed precision: bf16 autocast where supported, fp16 + GradScaler on older GPUs
-    channels_last:bool=True # NHWC memory layout (faster convolutions on CPUs with AMX and on tensor cores)
+    amp:bool|None=None # mixed precision: None = `device_settings`' choice for the hardware; True: autocast even where emulated; False: float32
+    channels_last:bool|None=None # NHWC memory layout: None = `device_settings`' choice (on where the device has a native 16-bit path)
     compile:bool=False # `torch.compile` the model
     max_minutes:float|None=None # training-time budget; the LR schedule is laid out over it
     ckpt_every:int=500 # steps between checkpoints (also at every epoch end)
@@ -129,7 +129,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
              loader, # batches of images in [0,1] (a `FaceLoader` or any iterable)
              max_batches:int|None=None, # stop after this many batches
              seed:int=0, # seed of the private generator for the sampled z
-             amp:bool=False # forward passes under bf16/fp16 autocast: faster, for monitoring during training
+             amp:bool=False # forward passes under the device's native autocast type (`amp_dtype`): for monitoring during training
             ) -> dict:
     "Validation dict(psnr, mse, kl, nelbo_bpd, n): PSNR of decode(mu), calibrated negative ELBO in bits/dim."
     m = unwrap_model(model); dev = m.device
@@ -211,10 +211,12 @@ class Trainer:
         self.rank, self.ws = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if _dist() else (0, 1)
         self.main, self.out = self.rank == 0, Path(out) if out is not None else None
         self.model = unwrap_model(model).to(dev)
-        if cfg.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
+        # precision, layout and threads: decided by what the device has (core's `device_settings`), or by cfg
+        self.settings = device_settings(dev, amp=cfg.amp, channels_last=cfg.channels_last, processes=self.ws)
+        if self.settings.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = make_optimizer(self.model, cfg)
-        self.adt = amp_dtype(dev) if cfg.amp else None
-        self.scaler = torch.amp.GradScaler(dev.type, enabled=self.adt == torch.float16)
+        self.adt = self.settings.amp_dtype
+        self.scaler = torch.amp.GradScaler(dev.type, enabled=self.settings.grad_scaler)
         self.train_dl, self.valid_dl = train_dl, valid_dl
         self.spe = len(train_dl); self.total = max(1, cfg.epochs * self.spe)
         self.budget = cfg.max_minutes * 60 if cfg.max_minutes else None
@@ -285,7 +287,7 @@ def end_of_epoch(self:Trainer) -> bool:
                skipped=st['skipped'], minutes=round(self.elapsed()[0]/60, 3))
     st['acc'], best = dict.fromkeys(_SUMS, 0.0), self.main
     if self.main and self.valid_dl is not None:
-        v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.cfg.amp)
+        v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.adt is not None)
         row.update(val_psnr=v['psnr'], val_mse=v['mse'], val_kl=v['kl'], val_nelbo_bpd=v['nelbo_bpd'])
         best = st['best'] is None or v['nelbo_bpd'] < st['best']['val_nelbo_bpd']
     if best: st['best'] = dict(row)
@@ -311,7 +313,7 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
     for g in self.opt.param_groups: g['lr'] = self.lr
     self.klw = kl_weight_at(st['step'], self.spe, cfg)
     x = x.to(self.dev, non_blocking=True)
-    if cfg.channels_last: x = x.contiguous(memory_format=torch.channels_last)
+    if self.settings.channels_last: x = x.contiguous(memory_format=torch.channels_last)
     ok, L = train_step(self.tmodel, x, self.opt, self.scaler, self.klw, self.adt, cfg.grad_clip)
     st['step'] += 1; st['batch'] += 1
     if ok:
@@ -344,6 +346,9 @@ def run(self:Trainer) -> dict:
         self.tmodel = nn.parallel.DistributedDataParallel(self.model,
                                                           device_ids=[self.dev] if self.dev.type == 'cuda' else None)
     if cfg.compile: self.tmodel = torch.compile(self.tmodel)
+    if self.main and not self.quiet: print(f'precision: {self.settings}')   # the hardware's choice, in one line
+    threads = torch.get_num_threads()
+    if self.dev.type == 'cpu': torch.set_num_threads(self.settings.threads)
     from tqdm.auto import tqdm
     pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main,
                 leave=False, dynamic_ncols=True)
@@ -374,7 +379,7 @@ def run(self:Trainer) -> dict:
             if stopped == 'done': st['epoch'] += 1; st['batch'] = 0
             if stopped == 'done' or (st['batch'] and st['step'] > step0): self.checkpoint(self.end_of_epoch())
             else: self.checkpoint()              # stopped at an epoch start or before any step: save the decision
-    finally: pbar.close()
+    finally: pbar.close(); torch.set_num_threads(threads)
     if stopped == 'time' and self.main and not self.quiet:
         print(f"time budget of {cfg.max_minutes} min reached at step {st['step']}; to train longer, resume with a "
               "larger --max-minutes (it counts all the training time of the run)")
@@ -513,7 +518,7 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
     saved = _saved_run(out, resume, given, say)
     if saved:
         asked = dict(epochs=opts['epochs'], max_minutes=opts['max_minutes'], lr=opts['lr'], grad_clip=opts['grad_clip'],
-                     ckpt_every=opts['ckpt_every'], amp=None if opts['amp'] else False)
+                     ckpt_every=opts['ckpt_every'], amp=opts['amp'])
         new = {k: v for k, v in asked.items() if v is not None}
         changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
         if changed:
@@ -553,11 +558,13 @@ def _loaders(cache, cfg:TrainConfig, spec:dict, dev, rank:int, ws:int) -> tuple:
               "images.", file=sys.stderr)
     return tr, va, train_dl, valid_dl
 
-def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int):
-    "RUN/config.json: the model, the recipe and the data, everything a resume or an audit needs."
+def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int, dev):
+    "RUN/config.json: the model, the recipe, the data and the hardware's settings, all a resume or an audit needs."
+    hw = device_settings(dev, amp=cfg.amp, channels_last=cfg.channels_last, processes=ws)
     atomic_write_text(out/'config.json',
                       json.dumps(dict(format='facevae-run', model=asdict(model.config), train=asdict(cfg),
-                                                         data=spec, world_size=ws, torch=torch.__version__), indent=1))
+                                      data=spec, world_size=ws, torch=torch.__version__,
+                                      settings=asdict(hw)), indent=1))
 
 # %% ../nbs/05_train.ipynb #1810aaf4
 def run_training(data:str|None=None, # 'generated' (built-in procedural faces) or a CelebA folder (official, torchvision or Kaggle layout); a new run's default: generated
@@ -573,7 +580,7 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
                  resume:bool=False, # continue the run in --out exactly where its last checkpoint left off (settings come from its config.json)
                  seed:int|None=None, # seed for initialisation, data order, flips and noise (a new run's default: 0)
                  device:str|None=None, # 'cuda', 'cpu', 'mps', 'cuda:1', ... (the best available if unset)
-                 amp:bool=True, # mixed precision (bf16 where supported, else fp16 + GradScaler); --no-amp trains in float32
+                 amp:bool|None=None, # mixed precision; unset: what the hardware runs natively (bf16 on CPUs with AMX/AVX512_BF16 and GPUs from compute capability 8.0, fp16 + GradScaler on 7.x GPUs, else float32: see `facevae speed`); --amp autocasts even where emulated, --no-amp trains in float32
                  compile:bool=False, # torch.compile the model (faster on GPUs once compiled)
                  holdout:int|None=None, # validate on the last N images by file name and train on the rest (instead of the official split)
                  limit:int|None=None, # train on at most this many images (quick experiments)
@@ -614,7 +621,8 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces) o
             cache = _open_data(spec, rebuild_cache, rank, ws)
             tr, va, train_dl, valid_dl = _loaders(cache, cfg, spec, dev, rank, ws)
             if rank == 0:
-                _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws)
+                _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws,
+                              dev)
                 say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x "
                     f"{cfg.epochs} epochs{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
             fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())

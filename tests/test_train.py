@@ -2,7 +2,7 @@
 and time budgets in real runs, run folders shared with a user's files or another process, and many bad option values.
 The recipe, the guarded step, the prior refit, the checks before a run and the checkpoints are checked in
 nbs/05_train.ipynb, nbs/05b_training_run.ipynb and nbs/13_runs.ipynb."""
-import json, math, os, random, re, signal, subprocess, sys, textwrap, time
+import dataclasses, json, math, os, random, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from facevae_nb.core import FaceVAEError, seed_everything
+from facevae_nb.core import FaceVAEError, seed_everything, device_settings
 from facevae_nb.data import FaceCache, FaceLoader
 from facevae_nb.model import make_vae
 from facevae_nb.runs import load_checkpoint
-from facevae_nb.train import fit, run_training, train_config
+from facevae_nb.train import fit, run_training, train_config, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--image-size', '32', '--latent-dim', '16', '--widths', '16,32,64', '--n-faces', '400', '--device', 'cpu', '--quiet']
@@ -357,10 +357,24 @@ def test_resume_with_different_settings_is_refused(trained, tmp_path, opt, val, 
 # a real training run (a resume that trains a second epoch with new options): too slow for the notebook
 def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
     out = _copy(trained, tmp_path)
-    run_training(out=str(out), resume=True, epochs=2, lr=1e-4, grad_clip=0.5, amp=False, device='cpu', quiet=True)
-    t = json.loads((out/'config.json').read_text())['train']
+    run_training(out=str(out), resume=True, epochs=2, lr=1e-4, grad_clip=0.5, amp=False, device='cpu')
+    cfg = json.loads((out/'config.json').read_text()); t = cfg['train']
     assert (t['epochs'], t['lr'], t['grad_clip'], t['amp']) == (2, 1e-4, 0.5, False)
     assert json.loads((out/'checkpoints'/'last.json').read_text())['epoch'] == 2
+    # the run says its precision, layout and threads once, in one line, and records them: --no-amp is float32
+    said = [l for l in capsys.readouterr().out.splitlines() if l.startswith('precision: ')]
+    assert said == [f"precision: {device_settings('cpu', amp=False)}"] and 'fp32' in said[0], said
+    assert cfg['settings'] == dataclasses.asdict(device_settings('cpu', amp=False))
+
+
+# the plumbing from the recipe to the step: unset follows the hardware rule, --amp forces autocast (bf16 on a CPU)
+def test_the_trainer_takes_its_precision_from_the_rule_or_the_override():
+    m, dl = make_vae('default', 16, latent_dim=4, widths=(8, 8, 8, 8)), [torch.rand(2, 3, 16, 16)]
+    for amp, want in [(None, device_settings('cpu')), (True, device_settings('cpu', amp=True)),
+                      (False, device_settings('cpu', amp=False))]:
+        t = Trainer(m, dl, cfg=train_config('default', amp=amp, epochs=1), device='cpu', quiet=True)
+        assert t.settings == want and t.adt == want.amp_dtype and t.scaler.is_enabled() == want.grad_scaler
+    assert device_settings('cpu', amp=True).precision == 'bf16'
 
 
 # process: a training process killed with SIGKILL in the middle of writing a checkpoint
