@@ -294,7 +294,7 @@ def _native(caps:dict) -> tuple:
 
 def device_settings(device:str|torch.device|None=None, # a device, or None for the best available
                     amp:bool|None=None, # None: the rule; True: autocast even where emulated; False: float32
-                    channels_last:bool|None=None, # None: the rule (on with a native 16-bit path)
+                    channels_last:bool|None=None, # None: the rule (on for CPUs and tensor-core GPUs)
                     caps:dict|None=None, # what the device has (default: `device_caps(device)`); tests pass made-up ones
                     processes:int=1 # training processes sharing this machine's CPU cores (DDP on CPU)
                    ) -> DeviceSettings:
@@ -307,7 +307,7 @@ def device_settings(device:str|torch.device|None=None, # a device, or None for t
         cuda8 = c['type'] == 'cuda' and tuple(c['capability']) >= (8, 0)
         prec = native or ('bf16' if c['type'] == 'cpu' or cuda8 else 'fp16')
         if not native: why += f'; --amp: {prec} emulated'
-    cl = native is not None if channels_last is None else bool(channels_last)
+    cl = (c['type'] == 'cpu' or native is not None) if channels_last is None else bool(channels_last)
     threads = max(1, min(c['threads'], c['cores']) // max(1, processes)) if c['type'] == 'cpu' else c['threads']
     return DeviceSettings(c['type'], prec, cl, threads, why)
 

@@ -63,34 +63,31 @@ def time_calls(fn, # called with no arguments
     while n < min_calls or clock() - t0 < seconds: fn(); n += 1
     return (clock() - t0) / n
 
-# %% ../nbs/05c_speed.ipynb #1894bba3
+# %% ../nbs/05c_speed.ipynb #177a5896
 def _autocast(dev, s:DeviceSettings):
     import contextlib
     return torch.autocast(dev.type, dtype=s.amp_dtype) if s.amp_dtype is not None else contextlib.nullcontext()
 
 class Workload:
     "A model, optimizer and batch set up under the settings `s`, ready to time a training step and inference."
-    def __init__(self, s:DeviceSettings, preset:str='default', image_size:int=64, batch_size:int=128,
-                 seconds:float=4.0, device=None, clock=time.perf_counter):
-        self.s, self.dev, self.clock = s, get_device(device), clock
+    def __init__(self, s:DeviceSettings, preset:str='default', image_size:int=64, batch_size:int=128, device=None):
+        self.s, self.dev, self.size = s, get_device(device), image_size
         seed_everything(0); self.mem = torch.channels_last if s.channels_last else torch.contiguous_format
         self.m = make_vae(preset, image_size).to(self.dev).to(memory_format=self.mem).train()
         self.opt = make_optimizer(self.m, train_config(preset))
         self.sc = torch.amp.GradScaler(self.dev.type, enabled=s.grad_scaler)
-        self.x = self._batch(min(8, batch_size), image_size)
-        t0 = clock(); self.train(); per_image = (clock() - t0) / len(self.x)      # the warm-up, timed roughly
-        fit = int(seconds / (3 * per_image)) if per_image > 0 else batch_size
-        self.batch = batch_size if fit >= batch_size else max(len(self.x), fit // 8 * 8)
-        self.x = self._batch(self.batch, image_size)
-    def _batch(self, n, size):
-        return torch.rand(n, 3, size, size, device=self.dev).contiguous(memory_format=self.mem)
+        self.resize(batch_size)
+    def resize(self, n:int):
+        "Use batches of `n` images from now on."
+        self.batch = n
+        self.x = torch.rand(n, 3, self.size, self.size, device=self.dev).contiguous(memory_format=self.mem)
     def train(self): train_step(self.m, self.x, self.opt, self.sc, amp_dtype=self.s.amp_dtype)
     def infer(self):
         with evaluating(self.m), _autocast(self.dev, self.s): self.m.decode(self.m.encode(self.x)[0]).float().sum().item()
-    def rates(self, seconds:float) -> dict:
-        "Images per second of training (in `seconds`) and inference (in a third of that)."
-        return dict(train=self.batch / time_calls(self.train, seconds, clock=self.clock),
-                    infer=self.batch / time_calls(self.infer, seconds / 3, clock=self.clock))
+    def rates(self, seconds:float, clock=time.perf_counter) -> dict:
+        "Images per second of training (timed for `seconds`) and inference (for a third of that)."
+        return dict(train=self.batch / time_calls(self.train, seconds, clock=clock),
+                    infer=self.batch / time_calls(self.infer, seconds / 3, clock=clock))
 
 # %% ../nbs/05c_speed.ipynb #db834874
 def gemm_flops(device=None, # where to multiply (default: the best available)
@@ -115,7 +112,7 @@ def step_flops(preset:str='default', # the model
     with FlopCounterMode(display=False) as fc: vae_loss(m, x)['loss'].backward()
     return fc.get_total_flops() / len(x)
 
-# %% ../nbs/05c_speed.ipynb #67035a53
+# %% ../nbs/05c_speed.ipynb #75a41d46
 def speed_table(preset:str='default', # the model: 'default' or 'seed'
                 image_size:int=64, # image side in pixels
                 batch_size:int=128, # images per training step (the presets train with 128)
@@ -127,12 +124,16 @@ def speed_table(preset:str='default', # the model: 'default' or 'seed'
     "One row per option: precision, layout, batch, training and inference images/s, and whether the rule picks it."
     check_options(image_size=image_size, batch_size=batch_size, seconds=seconds)
     dev = get_device(device); rule = device_settings(dev); opts = speed_options(dev)
-    share = seconds * 0.6 / len(opts) / rounds
-    loads = [Workload(s, preset, image_size, batch_size, share, dev, clock) for s in opts]
+    loads = [Workload(s, preset, image_size, min(8, batch_size), dev) for s in opts]
+    probe = [w.rates(seconds * 0.2 / len(opts), clock)['train'] for w in loads]
+    for w, r in zip(loads, probe):
+        if r >= max(probe) / 2: w.resize(batch_size)
+    share = seconds * 0.7 / sum(w.batch == batch_size for w in loads) / rounds
     best = [dict(train=0.0, infer=0.0) for _ in opts]
     for _ in range(rounds):
         for b, w in zip(best, loads):
-            for k, v in w.rates(share).items(): b[k] = max(b[k], v)
+            if w.batch != batch_size and b['train']: continue          # a slow option: one round is enough
+            for k, v in w.rates(share if w.batch == batch_size else 0, clock).items(): b[k] = max(b[k], v)
     return [dict(precision=s.precision, channels_last=s.channels_last, batch=w.batch, **b,
                  picked=(s.precision, s.channels_last) == (rule.precision, rule.channels_last))
             for s, w, b in zip(opts, loads, best)]

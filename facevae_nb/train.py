@@ -57,7 +57,7 @@ class TrainConfig:
     kl_warmup_epochs:float=_D['kl_warmup_epochs'] # epochs over which the KL weight ramps linearly from 0 to 1 (0: no warm-up)
     grad_clip:float|None=_D['grad_clip'] # clip the global gradient norm to this (None or 0: no clipping)
     amp:bool|None=None # mixed precision: None = `device_settings`' choice for the hardware; True: autocast even where emulated; False: float32
-    channels_last:bool|None=None # NHWC memory layout: None = `device_settings`' choice (on where the device has a native 16-bit path)
+    channels_last:bool|None=None # NHWC memory layout: None = `device_settings`' choice (on for CPUs and tensor-core GPUs)
     compile:bool=False # `torch.compile` the model
     max_minutes:float|None=None # training-time budget; the LR schedule is laid out over it
     ckpt_every:int=500 # steps between checkpoints (also at every epoch end)
