@@ -3,6 +3,7 @@
 #   1. installs what the machine lacks from wheels carried in .whl/ (offline), and this package with --no-deps;
 #   2. training speed: images/s and seconds per CelebA-sized epoch (162,770 generated faces, 64 px), both presets,
 #      with and without torch.compile -> a markdown table for BENCHMARKS.md (benchmarks/bench_gpu.py);
+#   2b. `facevae speed` on the GPU: every precision and layout (fp16 + GradScaler forced: the T4's path), the rule's pick;
 #   3. the notebook tests with their `cuda` cells (tests/test_notebooks.py forces `cuda` when a GPU is visible).
 #
 #   benchmarks/bench_gpu.sh --wheels    # where pip works: fill .whl/ (git-ignored) for an offline GPU machine
@@ -70,6 +71,18 @@ else
   # both presets with and without torch.compile at the recipe's batch (128), and `default` at batch 512 uncompiled
   timeout 300 $PY benchmarks/bench_gpu.py --md "$RES/bench_gpu.md" --also default:512:no 2>&1 | tee "$RES/speed.log" || status=1
 fi
+
+echo "== 2b. every precision and layout on this GPU (facevae speed): the rule's pick, and the fp16 + GradScaler path"
+# the T4's path (fp16 autocast + GradScaler) runs nowhere else: its rows here are train_step with a GradScaler
+if [ "$DRY" = 1 ]; then
+  timeout 120 $PY -m facevae_nb.cli speed --preset seed --image-size 16 --batch-size 8 --seconds 1 --no-ceiling \
+    2>&1 | tee "$RES/precision.log" || status=1
+else
+  for b in 128 512; do
+    timeout 120 $PY -m facevae_nb.cli speed --preset default --batch-size $b --seconds 20 2>&1 | tee -a "$RES/precision.log" || status=1
+  done
+fi
+grep -q "the rule's choice" "$RES/precision.log" || status=1
 
 echo "== 3. notebook tests with their cuda cells"
 grep -l '#| cuda' nbs/*.ipynb 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ' | xargs -r echo "notebooks with cuda cells:"

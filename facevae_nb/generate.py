@@ -135,12 +135,12 @@ def encode_images(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
                   images, # float (N,3,H,W) in [0,1], or uint8 (N,3,H,W) as a tensor or (memory-mapped) numpy array
                   index:torch.Tensor|None=None, # which rows to encode (default all)
                   batch_size:int=256, # images per batch
-                  amp:bool=True # use autocast on CUDA (ignored on other devices)
+                  amp:bool=True # autocast where the device has a native 16-bit type (`amp_dtype`: bf16/fp16 GPUs, CPUs with AMX or AVX512_BF16)
                  ) -> tuple:
     "Posterior means and log-variances of the images, in batches without gradients: two float32 (N, D) CPU tensors."
     dev = model_device(model)
     idx = torch.arange(len(images)) if index is None else torch.as_tensor(index).long()
-    dt = amp_dtype(dev) if amp and dev.type == 'cuda' else None
+    dt = amp_dtype(dev) if amp else None
     mus, lvs = [], []
     with evaluating(model):
         for xb in _batches(images, idx, batch_size, dev):

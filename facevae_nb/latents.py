@@ -212,7 +212,7 @@ def encode_split(model, # a trained VAE
                  split:str='valid', # 'train', 'valid', 'test' or 'all'
                  max_images:int|None=None, # encode at most this many (the first of the split); None: all
                  batch_size:int=256, # images per batch
-                 amp:bool=True, # autocast on CUDA
+                 amp:bool=True, # autocast where the device has a native 16-bit type (`amp_dtype`)
                  index:torch.Tensor|None=None # explicit indices of the split (e.g. from `run_split`), overriding the partition
                 ) -> Encodings:
     "Encode a whole split of a dataset: posterior means, log-variances, attributes and indices."

@@ -21,6 +21,7 @@ def test_bench_gpu_dry_run(tmp_path):
         for c in ('no', 'yes'): assert f'| {preset} | 16 | {c} |' in md, md
     assert 'goal: `default` >= 30,000 images/s' in md
     assert 'all parts passed' in r.stdout
+    assert "the rule's choice" in (tmp_path/'out'/'precision.log').read_text()   # facevae speed ran
 
 
 def test_bench_gpu_bad_mode():
