@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_hub.ipynb #9c77a292
 from __future__ import annotations
-import io, re, json, time, warnings
+import io, re, time
 from pathlib import Path
 
 # %% auto #0
@@ -14,9 +14,9 @@ __all__ = ['HUB_DATASET', 'HUB_CONFIG', 'HUB_LICENCE', 'hub_shards', 'is_hub_fol
 # %% ../nbs/01b_hub.ipynb #59578686
 import numpy as np
 import torch
-from .core import FaceVAEError, in_test, atomic_path, atomic_write_text, cache_dir, check_writable
-from .data import (CELEBA_ATTRS, SPLITS, FaceCache, FaceVAEWarning, check_image_size, _load_face_pil,
-                             _build_lock, _finish, _reused, _n_workers)
+from .core import FaceVAEError, in_test, atomic_path, cache_dir, check_writable
+from .data import (CELEBA_ATTRS, SPLITS, FaceCache, check_image_size, _load_face_pil, _build_lock, _finish,
+                             _reused, _n_workers, _compact)
 
 # %% ../nbs/01b_hub.ipynb #13f03487
 HUB_DATASET, HUB_CONFIG = 'flwrlabs/celeba', 'img_align+identity+attr'
@@ -135,7 +135,6 @@ def build_hub_cache(src:str|Path, # a folder holding the Hub's parquet shards (s
 def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress):
     import sys, multiprocessing as mp, types
     from tqdm.auto import tqdm
-    from facevae_nb.data import _compact
     t0 = time.time()
     (folder/'meta.json').unlink(missing_ok=True)           # from here until the end, the folder is not a valid cache
     jobs, attrs, part = [], [], []

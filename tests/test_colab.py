@@ -14,7 +14,7 @@ an empty folder (no repository, no settings.ini around it), cells flagged `slow`
 `nbdev_export()` cells skipped as `nbdev_test` skips them. They need the install cell to have run first (run this
 file as a whole, as CI does).
 """
-import json, os, queue, re, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
