@@ -8,6 +8,7 @@
 # Usage: git worktree add /tmp/old bafb084 && OLD=/tmp/old bash benchmarks/bench_precision.sh > bench16.txt 2>&1
 set -uo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 OUT=${OUT:-runs/bench16}; mkdir -p "$OUT"
 echo "== machine ($(date -u +%F' '%H:%M) UTC)"
 lscpu | grep -E '^(Model name|CPU\(s\)|Flags)' | sed -E 's/^Flags:\s+/Flags: /'
@@ -19,7 +20,9 @@ steps() { python -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1]
 echo; echo "== 2. facevae demo, 3 minutes"
 if [ -n "${OLD:-}" ]; then
   rm -rf "$OUT/demo-old"; s=$SECONDS
-  PYTHONPATH="$OLD" python -m facevae_nb.cli demo --out "$OUT/demo-old" --quiet | tail -n 3
+  # run from inside OLD: `python -m` puts the current folder first on the path, so from here it would import this code
+  (cd "$OLD" && PYTHONPATH="$OLD" python -m facevae_nb.cli demo --out "$ROOT/$OUT/demo-old" --quiet | tail -n 3)
+  (cd "$OLD" && PYTHONPATH="$OLD" python -c "import facevae_nb.core as c; print('old code:', c.__file__)")
   echo "before the rule ($(git -C "$OLD" rev-parse --short HEAD)): $(steps "$OUT/demo-old"), $((SECONDS - s)) s in all"
 fi
 rm -rf "$OUT/demo-new"; s=$SECONDS
