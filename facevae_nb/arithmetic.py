@@ -273,18 +273,19 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
     if model is None: model = load_run(p, device=get_device(device))
     sha, cache = weights_sha256(model), run/VECTORS_FILE          # the weights that encode, not a file beside them
-    faces, idx = _split_faces(model, run, data, split, max_images)
-    labels = labels_sha256(faces, idx)
+    try: faces, idx = _split_faces(model, run, data, split, max_images)
+    except FaceVAEError as e: faces, no_data = None, e          # e.g. a run copied without its data: the cache may do
+    labels = None if faces is None else labels_sha256(faces, idx)
     src = None if data is None else str(getattr(data, 'path', data))
     key = ':'.join([split, method] + ['balanced']*balanced + ([f'max{max_images}'] if max_images else []) +
                    ([f"data={hashlib.sha1(src.encode()).hexdigest()[:10]}"] if src is not None else []))
     stored, entries = _read_vectors(cache, sha)
-    why = None
-    if key in stored and entries[key].get('labels') == labels:
-        why = _bad_vectors(*stored[key], model.latent_dim)
-        if why: warnings.warn(f"the vectors cached in {cache} for {key} cannot be used ({why}); "
-                              "computing them again", FaceVAEWarning)
-    if key not in stored or entries[key].get('labels') != labels or why:
+    why, fresh = None, key in stored and labels in (None, entries[key].get('labels'))   # no data: labels unknowable
+    if fresh and (why := _bad_vectors(*stored[key], model.latent_dim)):
+        warnings.warn(f"the vectors cached in {cache} for {key} cannot be used ({why}); computing them again",
+                      FaceVAEWarning)
+    if not fresh or why:
+        if faces is None: raise no_data
         z, a = encode_images(model, faces.images, idx)[0], faces.attrs[idx]
         V = vectors_from_codes(z, a, method, balanced)
         stored[key] = (list(V), torch.stack(list(V.values())).float().contiguous())
