@@ -4,7 +4,7 @@
 
 # %% ../nbs/05c_speed.ipynb #637ba92e
 from __future__ import annotations
-import os, re, sys, time, platform
+import re, time, platform
 from pathlib import Path
 
 # %% auto #0
@@ -13,8 +13,7 @@ __all__ = ['cpu_flags', 'machine_line', 'speed_options', 'time_calls', 'Workload
 
 # %% ../nbs/05c_speed.ipynb #6e897279
 import torch
-from .core import (get_device, device_caps, device_settings, DeviceSettings, check_options, in_test,
-                             seed_everything)
+from .core import get_device, device_caps, device_settings, DeviceSettings, check_options, seed_everything
 from .model import make_vae, evaluating
 from .train import train_config, train_step, make_optimizer
 
@@ -166,10 +165,13 @@ def speed(preset:str='default', # the model to time: 'default' or 'seed'
     print(format_speed(rows))
     best, pick = max(rows, key=lambda r: r['train']), next(r for r in rows if r['picked'])
     lag = 1 - pick['train'] / best['train']
-    print(f"\nthe rule's choice is the fastest row" + (f" (within noise: {lag:.1%} behind)" if lag > 0 else '')
-          if lag <= 0.03 else f"\nthe rule's choice is {lag:.0%} slower than {best['precision']} "
-          f"{'channels-last' if best['channels_last'] else 'NCHW'}: train with the faster settings "
-          "(--amp/--no-amp) and report it, so the rule can be fixed")
+    if lag <= 0.03: print("\nthe rule's choice is the fastest row" + (f" (within noise: {lag:.1%} behind)" if lag else ''))
+    else:
+        flag = {'fp32': '--no-amp', pick['precision']: ''}.get(best['precision'], '--amp')
+        print(f"\nthe rule's choice is {lag:.0%} slower than {best['precision']} "
+              f"{'channels-last' if best['channels_last'] else 'NCHW'}: "
+              + (f"train with `facevae train {flag}`, and " if flag else '')
+              + "please report this table, so that the rule can be fixed")
     if ceiling:
         per = step_flops(preset, image_size)
         native = [('fp32', torch.float32)] + ([('bf16', torch.bfloat16)] if rule.precision == 'bf16' else [])
