@@ -523,7 +523,10 @@ def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
         changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
         if changed:
             say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
-        cfg = TrainConfig(**dict(saved['train'], **new))
+        train = dict(saved['train'])
+        if 'settings' not in saved:     # from before the hardware rule, when amp/channels_last=True meant "where it pays"
+            train.update({k: None for k in ('amp', 'channels_last') if train.get(k) is True})
+        cfg = TrainConfig(**dict(train, **new))
         cfg.compile = opts['compile']
         spec = {k: saved['data'][k] for k in _SPEC}
         seed_everything(spec['seed'])

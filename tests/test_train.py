@@ -367,6 +367,18 @@ def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
     assert cfg['settings'] == dataclasses.asdict(device_settings('cpu', amp=False))
 
 
+# a real resume: a run folder from before the hardware rule (amp=True then meant "bf16 where supported") resumes
+# under the rule, not under forced bf16, which is emulated and many times slower on a CPU without bf16 units
+def test_a_run_from_before_the_rule_resumes_under_the_rule(trained, tmp_path, capsys):
+    out = _copy(trained, tmp_path)
+    cfg = json.loads((out/'config.json').read_text()); cfg.pop('settings'); cfg['train'].update(amp=True, channels_last=True)
+    (out/'config.json').write_text(json.dumps(cfg))
+    run_training(out=str(out), resume=True, epochs=2, device='cpu')
+    said = [l for l in capsys.readouterr().out.splitlines() if l.startswith('precision: ')]
+    assert said == [f"precision: {device_settings('cpu')}"], said
+    assert json.loads((out/'config.json').read_text())['settings'] == dataclasses.asdict(device_settings('cpu'))
+
+
 # the plumbing from the recipe to the step: unset follows the hardware rule, --amp forces autocast (bf16 on a CPU)
 def test_the_trainer_takes_its_precision_from_the_rule_or_the_override():
     m, dl = make_vae('default', 16, latent_dim=4, widths=(8, 8, 8, 8)), [torch.rand(2, 3, 16, 16)]
