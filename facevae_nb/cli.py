@@ -97,7 +97,8 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
                             n_faces=n_faces, max_minutes=minutes, resume=resume, seed=seed, device=device, quiet=quiet,
                             force=force))
     figures = [run/'figures'/'samples.png', *latent_paths(run/'figures'/'latents.png'), run/'figures'/'edits.png']
-    claim(run, *(f.relative_to(run).as_posix() for f in figures))   # never over a file facevae did not write
+    # never over a file facevae did not write (in a run the demo made before it listed its figures: those figures)
+    claim(run, *(f.relative_to(run).as_posix() for f in figures), adopt=resume)
     samples = sample_to_file(run, n=64, temperature=0.8, seed=seed, out=run/'figures'/'samples.png', device=device)
     figs = latent_figures(run, out=run/'figures'/'latents.png', max_images=2000, device=device)
     edits = edit_strip_to_file(run, run/'figures'/'edits.png', device=device)   # Smiling, Eyeglasses, Blond_Hair added

@@ -35,12 +35,13 @@ def _write_manifest(run, files):
     atomic_write_text(Path(run)/MANIFEST, json.dumps(dict(format='facevae-run', files=sorted(files)), indent=0))
 
 def claim(run:str|Path, # the run folder
-          *names:str # files about to be written, relative to `run` (e.g. 'checkpoints/last.json')
+          *names:str, # files about to be written, relative to `run` (e.g. 'checkpoints/last.json')
+          adopt:bool=False # list existing ones as facevae's instead of refusing them (an older facevae wrote them unlisted)
          ):
     "Add `names` to the manifest before they are written; an existing file that facevae did not write is refused."
     run = Path(run); own = run_files(run); new = [n for n in names if n not in own]
     for n in new:
-        if (run/n).exists() or (run/n).is_symlink():
+        if not adopt and ((run/n).exists() or (run/n).is_symlink()):
             raise FaceVAEError(f"{run/n} was not written by facevae, and facevae never overwrites "
                                "files it did not write: move it away, or use another --out")
     if new: _write_manifest(run, own | set(new))

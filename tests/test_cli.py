@@ -26,7 +26,14 @@ def test_demo_then_sample_and_latents(tmp_path):
         assert (run/f).is_file(), f
     assert 'runs/demo/figures/edits.png' in r.stdout                     # the signature feature: printed for the user
     assert 'validation PSNR' in r.stdout and str(run/'model.safetensors').endswith('model.safetensors')
-    # running the demo again continues the same run instead of failing on the existing folder
+    # running the demo again continues the same run instead of failing on the existing folder, also one made
+    # before the demo listed its figures in the run's manifest
+    import json
+    m = json.loads((run/'.facevae-manifest.json').read_text())
+    demo_figs = {f'figures/{n}.png' for n in ('samples', 'latents', 'latents_mu_hist', 'latents_z_hist', 'edits')}
+    assert demo_figs <= set(m['files']), m['files']
+    m['files'] = [f for f in m['files'] if f not in demo_figs]
+    (run/'.facevae-manifest.json').write_text(json.dumps(m))
     r2 = _facevae('demo', '--out', 'runs/demo', '--minutes', '0.2', '--epochs', '2', '--n-faces', '400',
                   '--image-size', '32', '--quiet', cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-3000:]
