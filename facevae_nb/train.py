@@ -249,7 +249,13 @@ def restore(self:Trainer) -> bool:
     w = ck['weights']
     # checkpoints from before fitted priors
     for k in ('prior_loc', 'prior_tril'): w.setdefault(k, getattr(unwrap_model(self.model), k))
-    unwrap_model(self.model).load_state_dict(w)
+    try: unwrap_model(self.model).load_state_dict(w)
+    except RuntimeError as e:   # config.json describes another model than the one the checkpoints hold
+        have = unwrap_model(self.model).state_dict()
+        bad = sorted(k for k in set(w) | set(have) if k not in w or k not in have or w[k].shape != have[k].shape)
+        raise FaceVAEError(f"cannot resume {self.out}: its checkpoints do not fit the model its config.json describes "
+                           f"({len(bad)} weights differ, e.g. {bad[0] if bad else '?'}), so config.json is not this "
+                           "run's: put the run's own config.json back, or start a new run with another --out") from e
     s = ck['state']; self.opt.load_state_dict(s['optimizer']); self.scaler.load_state_dict(s['scaler'])
     self.st.update({k: s[k] for k in self.st if k in s}); set_rng_state(s['rng'])   # older checkpoints lack newer keys
     # and kept these sums as a list

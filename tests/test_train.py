@@ -379,6 +379,17 @@ def test_a_run_from_before_the_rule_resumes_under_the_rule(trained, tmp_path, ca
     assert json.loads((out/'config.json').read_text())['settings'] == dataclasses.asdict(device_settings('cpu'))
 
 
+# a real resume whose config.json describes another model than its checkpoints (copied from another run or
+# preset): one line naming the problem, not load_state_dict's size-mismatch traceback
+def test_a_config_json_from_another_model_is_refused_in_one_line(trained, tmp_path):
+    out = _copy(trained, tmp_path)
+    cfg = json.loads((out/'config.json').read_text()); cfg['model']['latent_dim'] = 8
+    (out/'config.json').write_text(json.dumps(cfg))
+    with pytest.raises(FaceVAEError, match="do not fit the model its config.json describes") as e:
+        run_training(out=str(out), resume=True, epochs=2, device='cpu', quiet=True)
+    assert "weights differ, e.g. " in str(e.value) and "another --out" in str(e.value)
+
+
 # the plumbing from the recipe to the step: unset follows the hardware rule, --amp forces autocast (bf16 on a CPU)
 def test_the_trainer_takes_its_precision_from_the_rule_or_the_override():
     m, dl = make_vae('default', 16, latent_dim=4, widths=(8, 8, 8, 8)), [torch.rand(2, 3, 16, 16)]
