@@ -98,7 +98,7 @@ def run_faces(run:str|Path, # a run folder written by `run_training`
         n = spec.get('n_faces') if data is None else None
         # the faces every run trains on (face seed 0; --seed is the run's)
         return open_faces('generated', image_size=size, n=n)
-    if not Path(src).expanduser().exists():
+    if not str(src).startswith('hf:') and not Path(src).expanduser().exists():   # 'hf:...': open_faces finds its copy
         raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more: put the data back "
                            "there, or name its new place (data= in Python, --data for facevae latents)")
     return open_faces(src, image_size=size)

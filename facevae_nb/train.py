@@ -576,7 +576,7 @@ def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int, dev):
                                       settings=asdict(hw)), indent=1))
 
 # %% ../nbs/05_train.ipynb #1810aaf4
-def run_training(data:str|None=None, # 'generated' (built-in procedural faces) or a CelebA folder (official, torchvision or Kaggle layout); a new run's default: generated
+def run_training(data:str|None=None, # 'generated' (built-in procedural faces), a CelebA folder (official, torchvision or Kaggle layout, or the Hub's parquet shards) or 'hf:flwrlabs/celeba'; a new run's default: generated
                  out:str='runs/run', # run folder: config, checkpoints, metrics, figures, model.safetensors
                  preset:str|None=None, # model and recipe: 'default' or 'seed' (the classic CelebA VAE); a new run's default: default
                  image_size:int|None=None, # image side in pixels, a multiple of 16 such as 64 or 128; a new run's default: 64
