@@ -355,7 +355,8 @@ def test_resume_with_different_settings_is_refused(trained, tmp_path, opt, val, 
 
 
 # a real training run (a resume that trains a second epoch with new options): too slow for the notebook
-def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
+def test_resume_applies_options_that_may_change(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv('IN_TEST', raising=False)   # the notebook tests set it, and it silences a run's lines
     out = _copy(trained, tmp_path)
     run_training(out=str(out), resume=True, epochs=2, lr=1e-4, grad_clip=0.5, amp=False, device='cpu')
     cfg = json.loads((out/'config.json').read_text()); t = cfg['train']
@@ -369,7 +370,8 @@ def test_resume_applies_options_that_may_change(trained, tmp_path, capsys):
 
 # a real resume: a run folder from before the hardware rule (amp=True then meant "bf16 where supported") resumes
 # under the rule, not under forced bf16, which is emulated and many times slower on a CPU without bf16 units
-def test_a_run_from_before_the_rule_resumes_under_the_rule(trained, tmp_path, capsys):
+def test_a_run_from_before_the_rule_resumes_under_the_rule(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv('IN_TEST', raising=False)
     out = _copy(trained, tmp_path)
     cfg = json.loads((out/'config.json').read_text()); cfg.pop('settings'); cfg['train'].update(amp=True, channels_last=True)
     (out/'config.json').write_text(json.dumps(cfg))
