@@ -137,9 +137,9 @@ def speed_table(preset:str='default', # the model: 'default' or 'seed'
                  picked=(s.precision, s.channels_last) == (rule.precision, rule.channels_last))
             for s, w, b in zip(opts, loads, best)]
 
-def format_speed(rows:list # from `speed_table`
+def format_speed(rows:list # what speed_table returns
                 ) -> str:
-    "The rows as a markdown table, fastest training first, the rule's pick marked with *."
+    "The rows as a markdown table, fastest training first, the rule's pick marked by a star in the first column."
     top = max(r['train'] for r in rows)
     lines = ['| | precision | layout | batch | train img/s | vs fastest | inference img/s |',
              '|---|---|---|---:|---:|---:|---:|']
