@@ -10,8 +10,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',
            'atomic_path', 'atomic_write_text', 'check_writable', 'check_new_file', 'read_json', 'check_options',
-           'cache_dir', 'device_caps', 'DeviceSettings', 'device_settings', 'amp_dtype', 'image_grid', 'image_format',
-           'save_grid', 'show_images']
+           'cache_dir', 'device_caps', 'DeviceSettings', 'device_settings', 'amp_dtype', 'autocast_to', 'image_grid',
+           'image_format', 'save_grid', 'show_images']
 
 # %% ../nbs/00_core.ipynb #5ca15d80
 class FaceVAEError(Exception):
@@ -315,6 +315,13 @@ def amp_dtype(device:str|torch.device # the device the model runs on
              ) -> torch.dtype|None:
     "The autocast dtype `device_settings` picks for `device`: bf16 or fp16 where native, None (float32) elsewhere."
     return device_settings(device).amp_dtype
+
+def autocast_to(device:str|torch.device, # where the block runs
+                dtype:torch.dtype|None # the 16-bit type to autocast to, or None for float32 (no autocast)
+               ):
+    "A block under autocast to `dtype` on `device`, or a plain float32 block when `dtype` is None."
+    import torch
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
 
 # %% ../nbs/00_core.ipynb #3571997f
 def image_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1]

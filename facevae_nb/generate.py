@@ -15,7 +15,7 @@ __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
-from .core import (FaceVAEError, get_device, amp_dtype, image_grid, save_grid, show_images, in_test,
+from .core import (FaceVAEError, get_device, amp_dtype, autocast_to, image_grid, save_grid, show_images, in_test,
                              check_options, read_json)
 from .model import load_run, evaluating
 from .faces import open_faces
@@ -144,7 +144,7 @@ def encode_images(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
     mus, lvs = [], []
     with evaluating(model):
         for xb in _batches(images, idx, batch_size, dev):
-            with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
+            with autocast_to(dev, dt):
                 mu, lv = model.encode(xb)
             mus.append(mu.float().cpu()); lvs.append(lv.float().cpu())
     if not mus: raise FaceVAEError("there are no images to encode (empty split or index)")

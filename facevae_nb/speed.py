@@ -13,7 +13,8 @@ __all__ = ['cpu_flags', 'machine_line', 'speed_options', 'time_calls', 'Workload
 
 # %% ../nbs/05c_speed.ipynb #6e897279
 import torch
-from .core import get_device, device_caps, device_settings, DeviceSettings, check_options, seed_everything
+from .core import (get_device, device_caps, device_settings, DeviceSettings, autocast_to, check_options,
+                             seed_everything)
 from .model import make_vae, evaluating
 from .train import train_config, train_step, make_optimizer
 
@@ -63,10 +64,6 @@ def time_calls(fn, # called with no arguments
     return (clock() - t0) / n
 
 # %% ../nbs/05c_speed.ipynb #177a5896
-def _autocast(dev, s:DeviceSettings):
-    import contextlib
-    return torch.autocast(dev.type, dtype=s.amp_dtype) if s.amp_dtype is not None else contextlib.nullcontext()
-
 class Workload:
     "A model, optimizer and batch set up under the settings `s`, ready to time a training step and inference."
     def __init__(self, s:DeviceSettings, preset:str='default', image_size:int=64, batch_size:int=128, device=None):
@@ -82,7 +79,8 @@ class Workload:
         self.x = torch.rand(n, 3, self.size, self.size, device=self.dev).contiguous(memory_format=self.mem)
     def train(self): train_step(self.m, self.x, self.opt, self.sc, amp_dtype=self.s.amp_dtype)
     def infer(self):
-        with evaluating(self.m), _autocast(self.dev, self.s): self.m.decode(self.m.encode(self.x)[0]).float().sum().item()
+        with evaluating(self.m), autocast_to(self.dev, self.s.amp_dtype):
+            self.m.decode(self.m.encode(self.x)[0]).float().sum().item()
     def rates(self, seconds:float, clock=time.perf_counter) -> dict:
         "Images per second of training (timed for `seconds`) and inference (for a third of that)."
         return dict(train=self.batch / time_calls(self.train, seconds, clock=clock),

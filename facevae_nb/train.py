@@ -142,7 +142,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
             if max_batches is not None and i >= max_batches: break
             x = _images(b).to(dev).float(); D = x[0].numel()
             eps = torch.randn(len(x), m.latent_dim, generator=g).to(dev)
-            with (torch.autocast(dev.type, dtype=adt) if adt is not None else contextlib.nullcontext()):
+            with autocast_to(dev, adt):
                 mu, logvar = m.encode(x)
                 mu, logvar = mu.float(), logvar.float()
                 xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
@@ -168,7 +168,7 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
               ) -> tuple:
     "One guarded optimizer step; returns (ok, loss dict of floats). A non-finite loss or gradient skips the update."
     dev = x.device
-    with (torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()):
+    with autocast_to(dev, amp_dtype):
         out = model(x)
     out = tuple(o.float() for o in out)
     L = vae_loss(model, x, out=out, kl_weight=kl_weight)
