@@ -10,7 +10,8 @@ def _sh_blocks(text): return re.findall(r'```\s*sh\n(.*?)```', text, flags=re.S)
 
 def test_readme_commands_match_ci():
     blocks = _sh_blocks((ROOT/'README.md').read_text())
-    assert blocks[0].strip() == 'pip install -e ".[dev]" && facevae demo', blocks[0]
+    first = blocks[0].strip().splitlines()
+    assert first[0].startswith('git clone https://github.com/') and first[-1] == 'pip install -e ".[dev]" && facevae demo', blocks[0]
     test_cmd = blocks[1].strip()
     ci = (ROOT/'.ci'/'run').read_text().strip().splitlines()
     assert ci[-1].strip() == test_cmd, f'.ci/run must end with the README test command {test_cmd!r}, not {ci[-1]!r}'

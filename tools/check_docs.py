@@ -7,10 +7,13 @@ Problems (exit 1 listing each):
 - a notebook without its page, a page without <title>, a local link or image that does not resolve;
 - a notebook page missing from the sidebar (index.html), no GitHub link in the navbar;
 - saved stderr longer than a few lines, a traceback or a warning in a notebook's saved outputs (named by cell);
+- a cell that prints or plots (a `print`/`display`/plotting call outside a function, or a bare expression as its
+  last line) but has no saved output, so its page shows code with nothing under it (`missing_outputs`);
 - a formula left as raw `$...$` in a page, or raw markdown link syntax `[text](url)` (named by notebook cell);
 - an image too small to read or so wide that the page shrinks it to under ~55% (the text column is ~760 px);
 - a page taller than --max-height px at 1280 px width (needs Chromium; skipped with a note when it is missing);
-- README.md with a test cell (`test_...`) in it.
+- README.md with a test cell (`test_...`) in it, a relative image path or link (they break on GitHub and PyPI), or an
+  image URL of this repository that names a file it does not have.
 With --screenshot, headless Chromium saves a full-page PNG of every page at 1280 px width.
 """
 import argparse, html as htmllib, json, re, shutil, struct, subprocess, sys, tempfile
@@ -51,6 +54,46 @@ def output_problems(nb: Path) -> list:
                 t = _text(o); n = t.count('\n') + t.count('\r')
                 if n > MAX_STDERR_LINES: out.append(f'{nb.name} cell {i}: {n} lines of saved stderr (progress bars or logs: hide or clear them)')
                 elif re.search(r'\w+Warning\b', t): out.append(f"{nb.name} cell {i}: saved warning: {t.strip().splitlines()[0][:100]}")
+    return out
+
+
+PLOT_CALL = re.compile(r'^(print|display|imshow|show_images?|plot_\w+|\w+_grid|\w+_strip)$')  # calls that show something
+PLOT_OBJ = {'plt', 'ax', 'axs', 'axes', 'fig'}
+
+
+def _shows(tree) -> bool:
+    "Does running this cell print or plot? Calls outside function/class bodies, or a bare last expression."
+    import ast
+    def calls(nodes):
+        for n in nodes:
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)): continue
+            if isinstance(n, ast.Call):
+                f = n.func
+                if isinstance(f, ast.Name) and PLOT_CALL.match(f.id): return True
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in PLOT_OBJ \
+                   and f.attr not in ('close', 'savefig', 'subplots', 'figure', 'tight_layout', 'suptitle', 'set_title', 'axis'): return True
+            if calls(ast.iter_child_nodes(n)): return True
+        return False
+    body = tree.body
+    if not body: return False
+    last = body[-1]
+    if isinstance(last, ast.Expr) and not isinstance(last.value, (ast.Call, ast.Await, ast.Constant)): return True
+    return calls(body)
+
+
+def missing_outputs(nb: Path) -> list:
+    "Code cells that print or plot but have no saved output (cells hidden from the page or not run here excepted)."
+    import ast
+    out = []
+    for i, c in enumerate(json.loads(nb.read_text())['cells']):
+        if c['cell_type'] != 'code' or c.get('outputs'): continue
+        src = _src(c)
+        flags = ' '.join(l for l in src.splitlines() if l.startswith('#|'))
+        if re.search(r'#\|\s*(hide|eval:\s*false|output:\s*false|include:\s*false)\b', flags) or re.search(r'\bcuda\b', flags): continue
+        code = '\n'.join('' if l.lstrip().startswith(('%', '!')) else l for l in src.splitlines())
+        try: tree = ast.parse(code)
+        except SyntaxError: continue
+        if _shows(tree): out.append(f'{nb.name} cell {i}: prints or plots but has no saved output (run the notebook: tools/run_nbs.py)')
     return out
 
 
@@ -100,7 +143,7 @@ def check(site: Path) -> list:
         if not (site/page_name(nb)).exists(): problems.append(f'{nb.name}: no page {page_name(nb)} in {site}')
         elif nb.name != 'index.ipynb' and f'href="{page_name(nb)}"' not in index and f'href="./{page_name(nb)}"' not in index:
             problems.append(f'{nb.name}: its page {page_name(nb)} is not in the sidebar (add it to nbs/_quarto.yml)')
-        problems += output_problems(nb)
+        problems += output_problems(nb) + missing_outputs(nb)
     if index and 'github.com' not in re.sub(r'(?s).*?(<nav\b.*?</nav>).*', r'\1', index, count=1): problems.append('index.html: no GitHub link in the navbar')
     for page in sorted(site.rglob('*.html')):
         html = page.read_text(errors='replace')
@@ -124,14 +167,28 @@ def check(site: Path) -> list:
             problems.append(f'{rel}: raw markdown link [{m[1][:40]}]({m[2][:50]}) ({_locate(nb, m[0][:40])})')
     readme = ROOT/'README.md'
     if readme.exists():
-        for src in re.findall(r'<img\b[^>]*\bsrc="([^"]+)"|!\[[^\]]*\]\(([^)\s]+)', readme.read_text()):
+        text = readme.read_text()
+        raw = 'https://raw.githubusercontent.com/' + _repo() + '/main/'
+        for src in re.findall(r'<img\b[^>]*\bsrc="([^"]+)"|!\[[^\]]*\]\(([^)\s]+)', text):
             src = next(s for s in src if s)
-            if not urlparse(src).scheme and not (ROOT/src).exists():
-                problems.append(f"README.md: image {src} does not exist from the repository root (nbdev_readme keeps the docs' "
-                                "path images/...: run sed -i 's#src=\"images/#src=\"nbs/images/#' README.md)")
-        for block in re.findall(r'```\s*python\n(.*?)```', readme.read_text(), flags=re.S):
+            if not urlparse(src).scheme:      # a relative path breaks on PyPI and in the site's copy of the page
+                problems.append(f"README.md: image {src} is a relative path, which PyPI cannot show: use {raw}nbs/{src.removeprefix('nbs/')} in nbs/index.ipynb")
+            elif src.startswith(raw) and not (ROOT/src[len(raw):]).exists():
+                problems.append(f"README.md: image {src} is not in the repository ({src[len(raw):]} does not exist)")
+        for url in re.findall(r'\]\(([^)\s]+)\)|<a\b[^>]*\bhref="([^"]+)"', text):
+            url = next(u for u in url if u)
+            if not urlparse(url).scheme and not url.startswith('#'):
+                problems.append(f"README.md: link {url} is relative and breaks on GitHub and PyPI: use the site's full URL in nbs/index.ipynb")
+        for block in re.findall(r'```\s*python\n(.*?)```', text, flags=re.S):
             if re.search(r'\btest_\w+|\bassert\b', block): problems.append(f'README.md: a test cell leaked in ({block.strip().splitlines()[0][:60]}): hide it with #| hide in nbs/index.ipynb')
     return problems
+
+
+def _repo() -> str:
+    "'user/repo' from settings.ini's git_url."
+    import configparser
+    cp = configparser.ConfigParser(); cp.read(ROOT/'settings.ini')
+    return re.sub(r'^https?://github\.com/|\.git$|/$', '', cp['DEFAULT']['git_url'])
 
 
 def chromium():
