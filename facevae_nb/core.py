@@ -4,8 +4,10 @@
 
 # %% ../nbs/00_core.ipynb #4a2c2eb8
 from __future__ import annotations
-import os, re, json, math, errno, random, numbers, tempfile, contextlib, dataclasses
+import os, re, json, math, random, numbers, tempfile, contextlib, dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: import torch   # for the annotations: torch itself is imported where it is used, so `facevae --help` is quick
 
 # %% auto #0
 __all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',

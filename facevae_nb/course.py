@@ -4,14 +4,13 @@
 
 # %% ../nbs/14_course.ipynb #17dd23bf
 from __future__ import annotations
-import os, sys, json, shutil, atexit, tempfile, contextlib
+import os, shutil, atexit, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['COURSE_ENV', 'DATA_ENV', 'course_dir', 'course_run']
 
 # %% ../nbs/14_course.ipynb #d1fa8361
-import torch
 from .core import FaceVAEError, check_options, check_writable, in_test, read_json
 from .runs import LOCK, rng_state, set_rng_state
 from .train import run_training, _what

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_generate.ipynb #32e65478
 from __future__ import annotations
-import math, json
+import math
 from pathlib import Path
 
 # %% auto #0
@@ -15,8 +15,7 @@ __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
-from .core import (FaceVAEError, get_device, amp_dtype, autocast_to, image_grid, save_grid, show_images, in_test,
-                             check_options, read_json)
+from .core import FaceVAEError, get_device, amp_dtype, autocast_to, save_grid, check_options, read_json
 from .model import load_run, evaluating
 from .faces import open_faces
 

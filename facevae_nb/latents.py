@@ -15,8 +15,8 @@ __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plo
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
 import torch
-from .core import (FaceVAEError, get_device, atomic_path, in_test, check_options, check_writable,
-                             image_format, read_json)
+from .core import (FaceVAEError, get_device, atomic_path, check_options, check_writable, image_format,
+                             read_json)
 from .data import attr_index, FaceVAEWarning, SPLITS
 from .loss import kl_per_dim
 from .model import load_run
