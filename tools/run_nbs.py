@@ -8,14 +8,14 @@ Each notebook runs in its own process, skipping what `nbdev_test` skips (`#| eva
 Figures are saved as plain 1x PNG (not retina), large ones (grids of faces) as JPEG, so saved outputs stay small.
 
 Licensing: CelebA images may not be redistributed, so the outputs of cells that read the real data folders
-(`../shared/data`, named `SHARED` in the notebooks) are dropped before saving; model outputs are kept.
+(`../shared/data`, named `SHARED` in the notebooks, or run only when `REAL` data was found) are dropped before saving; model outputs are kept.
 Run `nbdev_clean` afterwards.
 """
 import argparse, os, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = re.compile(r"\bSHARED\b|shared/data|'shared'\s*/\s*'data'")
+REAL_DATA = re.compile(r"\bSHARED\b|(?m:^if REAL\b)|shared/data|'shared'\s*/\s*'data'")   # `if REAL:` a block run only on real data
 PROGRESS = re.compile(r"\r|\d+it/s|\d+/\d+ \[\d")
 
 
