@@ -9,14 +9,17 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULT_WEIGHTS', 'plot_grid', 'attribute_strip', 'random_codes', 'average_code', 'attribute_grid', 'morph_faces',
-           'read_photo', 'edit_to_file', 'edit_strip_to_file']
+           'photo_frame', 'frame_face', 'paste_residual', 'edit_photo', 'read_photo_pixels', 'read_photo',
+           'edit_to_file', 'edit_strip_to_file']
 
 # %% ../nbs/08b_figures.ipynb #ea26337f
 import numpy as np
 import torch
+import torch.nn.functional as F
 import matplotlib.pyplot as plt
+from PIL import Image, ImageOps
 from .core import FaceVAEError, get_device, image_grid, save_grid, in_test, check_new_file
-from .data import CELEBA_ATTRS, attr_index, load_face
+from .data import CELEBA_ATTRS, attr_index, load_face, crop_box
 from .model import load_run
 from .generate import INTERPOLATIONS, decode_codes, prior_noise, _prior, run_faces, run_split
 from .latents import save_fig, _split_index
@@ -106,6 +109,107 @@ def morph_faces(model, # a trained VAE
     za, zb, t = to_codes(model, a)[0], to_codes(model, b)[0], torch.linspace(0, 1, steps)
     return decode_codes(model, torch.cat([INTERPOLATIONS[m](za, zb, t) for m in methods]))
 
+# %% ../nbs/08b_figures.ipynb #1fb6f207
+def photo_frame(w:int, # the photo's width in pixels
+                h:int, # its height
+                image_size:int, # the model's image size
+                crop_frac:float=128/178 # the crop's side as a fraction of the width, as in `load_face`
+               ) -> tuple:
+    "The face frame `data.load_face` crops from a w x h photo, snapped as it snaps it: (left, top, side) in pixels."
+    l, t, r, b = crop_box(w, h, crop_frac)
+    u = (r - l)/image_size                                        # photo pixels per face pixel
+    return round(l/u)*u, round(t/u)*u, r - l
+
+def _photos(photo) -> torch.Tensor:
+    "(N,3,H,W) of a photo (3,H,W) or photos (N,3,H,W); another shape is one clear error."
+    x = torch.as_tensor(photo)
+    if x.dim() not in (3, 4) or x.shape[-3] != 3:
+        raise FaceVAEError(f"expected a photo (3,H,W) or photos (N,3,H,W), got shape {tuple(x.shape)}")
+    return x.reshape(-1, *x.shape[-3:])
+
+def frame_face(photo, # a photo (3,H,W) or photos of one size (N,3,H,W), uint8 or float in [0,1]
+               image_size:int, # the model's image size
+               crop_frac:float=128/178 # as in `load_face`
+              ) -> torch.Tensor:
+    "The face in `photo_frame`, resized (antialiased bicubic) to the model's size: float (N,3,S,S) in [0,1]."
+    x = _photos(photo); x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    l, t, s = photo_frame(x.shape[-1], x.shape[-2], image_size, crop_frac); u = s/image_size
+    if abs(u - 1) > 1e-9:                # the whole photo at 1/u: the snapped frame then starts on a whole pixel
+        x = F.interpolate(x, scale_factor=1/u, mode='bicubic', antialias=True, recompute_scale_factor=False)
+    i, j = round(t/u), round(l/u)
+    pad = (max(0, -j), max(0, j + image_size - x.shape[-1]), max(0, -i), max(0, i + image_size - x.shape[-2]))
+    if any(pad): x = F.pad(x, pad, mode='replicate')                    # a frame past the border: its edge pixels
+    i, j = i + pad[2], j + pad[0]
+    return x[..., i:i + image_size, j:j + image_size].clamp(0, 1)
+
+# %% ../nbs/08b_figures.ipynb #d3ed7a02
+def _ramp(c, lo, hi, f, lo_in, hi_in):
+    "Smoothstep from 0 at the frame's inner edges to 1 at `f` pixels inside them (an edge on the photo's border: 1)."
+    d = torch.full_like(c, math.inf)
+    if lo_in: d = torch.minimum(d, c - lo)
+    if hi_in: d = torch.minimum(d, hi - c)
+    r = (d/f).clamp(0, 1) if f > 0 else (d > 0).float()
+    return r*r*(3 - 2*r)
+
+def paste_residual(photo, # a photo (3,H,W) or photos of one size (N,3,H,W), uint8 or float in [0,1]
+                   residual:torch.Tensor, # the change of the framed face (3,S,S) or (N,3,S,S), e.g. dec(z+wv) - dec(z)
+                   crop_frac:float=128/178, # as in `load_face`
+                   feather:float=0.125 # width of the blend at the frame's border, as a fraction of its side
+                  ) -> torch.Tensor:
+    "The photo with `residual` enlarged (bicubic) into its face frame, feathered at the border: same shape and dtype."
+    x, S = _photos(photo), residual.shape[-1]
+    r = residual.detach().float().cpu().reshape(-1, 3, residual.shape[-2], S).expand(len(x), -1, -1, -1)
+    if not torch.isfinite(r).all(): raise FaceVAEError("the residual contains NaN or infinite values")
+    H, W = x.shape[-2:]
+    l, t, s = photo_frame(W, H, S, crop_frac)
+    x0, x1, y0, y1 = max(0, math.floor(l)), min(W, math.ceil(l + s)), max(0, math.floor(t)), min(H, math.ceil(t + s))
+    out = x.clone()
+    if s < S: r = F.interpolate(r, size=(max(1, round(s)),)*2, mode='bicubic', antialias=True)   # a coarser photo
+    cx, cy = torch.arange(x0, x1) + 0.5, torch.arange(y0, y1) + 0.5      # pixel centres, in photo pixels
+    gx, gy = (cx - l)/s*2 - 1, (cy - t)/s*2 - 1                          # ... in the frame (-1 and 1: its edges)
+    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None].expand(len(x), -1, -1, -1)
+    up = F.grid_sample(r, grid, mode='bicubic', padding_mode='border', align_corners=False)
+    f = feather*s
+    m = _ramp(cy, t, t + s, f, t > 0, t + s < H)[:, None]*_ramp(cx, l, l + s, f, l > 0, l + s < W)[None, :]
+    box = x[..., y0:y1, x0:x1]
+    y = ((box.float()/255 if x.dtype == torch.uint8 else box.float()) + m*up).clamp(0, 1)
+    out[..., y0:y1, x0:x1] = (y*255).round().to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
+    return out.reshape(torch.as_tensor(photo).shape)
+
+# %% ../nbs/08b_figures.ipynb #67f4e687
+def edit_photo(model, # a trained VAE
+               photo, # a photo (3,H,W) of any size, uint8 or float in [0,1]
+               weights, # {name: weight} or ['Smiling=1.5', ...], as for `edit_faces`
+               vectors:dict, # {name: (D,)}, e.g. from `run_vectors`
+               face=None, # its framed face (3,S,S) or its code (D,) if at hand (default: `frame_face(photo)`)
+               crop_frac:float=128/178, # as in `load_face`
+               feather:float=0.125, # width of the blend at the frame's border, as a fraction of its side
+               **kwargs # passed on to `edit_faces`
+              ) -> torch.Tensor:
+    "The photo at its own size with the edit as a residual in its face frame: photo + up(dec(z + Σ w v) - dec(z))."
+    x, w = _photos(photo), parse_attrs(weights)
+    if len(x) != 1: raise FaceVAEError(f"edit_photo edits one photo at a time; got {len(x)}")
+    if not any(w.values()): return torch.as_tensor(photo).clone()       # nothing moves: the photo, bit for bit
+    z = to_codes(model, frame_face(x, model.image_size, crop_frac) if face is None else face)
+    res = edit_faces(model, z, w, vectors, **kwargs) - decode_codes(model, z)
+    return paste_residual(photo, res, crop_frac, feather)
+
+def read_photo_pixels(path, # a photo file (read it with `read_photo` first: that names what is wrong with it)
+                      name:str|None=None # how an error names the file (default: its path)
+                     ) -> torch.Tensor:
+    "The whole photo as `load_face` sees it (upright by its EXIF tag, transparent pixels on grey): uint8 (3,H,W)."
+    name = name or str(path)
+    try:
+        with Image.open(Path(path).expanduser()) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info:
+                im = Image.alpha_composite(Image.new('RGBA', im.size, (128, 128, 128, 255)), im.convert('RGBA'))
+            a = np.asarray(im.convert('RGB'))
+    except Exception as e:
+        raise FaceVAEError(f"cannot read {name!r} as an image: {' '.join(str(e).split())[:300]} "
+                           f"({type(e).__name__}); give a JPEG or PNG photo") from None
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
 # %% ../nbs/08b_figures.ipynb #f287a71c
 def _parse_weights(weights) -> tuple:
     "Weights from '-3,-2,...' or a sequence of numbers."
@@ -142,9 +246,10 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                  method:str='mean', # how the vectors are estimated: 'mean' (difference of means) or 'regression'
                  balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                  keep:str|None=None, # attributes to keep fixed, comma-separated, e.g. Male,Young
+                 view:str|None=None, # 'photo' (default with --image): the photo, its size, edited; 'reconstruction': 3 faces
                  device:str|None=None # 'cuda', 'mps', 'cpu' or None for the best available
                 ) -> Path:
-    "Edit one face (a photo or a validation face of the run) with attribute vectors and write a PNG; returns the path."
+    "Edit one face (a photo or a validation face of the run) with attribute vectors, write an image; returns the path."
     check_new_file(out, [image], overwrite=True)                # never over the photo (an existing file: see the CLI)
     if (image is None) == (index is None):
         raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
@@ -153,6 +258,14 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     ws = _parse_weights(weights) if name else None
     if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "
                                                       "(repeatable) and/or --strip NAME")
+    if view not in (None, 'photo', 'reconstruction'):
+        raise FaceVAEError(f"unknown view {view!r}; use --view photo (the photo at its own size, with the edit) or "
+                           "--view reconstruction (input, reconstruction and edit at the model's size)")
+    if view == 'photo' and (image is None or name):
+        raise FaceVAEError("--view photo edits a photo (--image FILE) at its own size; " + (
+            "a strip (--strip) is drawn from decoded faces" if name else "a face of the run (--index) has no photo")
+            + ": leave out --view photo")
+    as_photo = image is not None and name is None and view != 'reconstruction'
     _check_method(method, balanced); keep = _names(keep)
     model = load_run(run, device=get_device(device))
     p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
@@ -164,8 +277,10 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
             raise FaceVAEError(f"index {index} is out of range: the {'validation' if split == 'valid' else split} "
                                f"split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
         x = faces.get(idx[int(index)])
+    photo = read_photo_pixels(image) if as_photo else None
     V = run_vectors(run, method, balanced, keep, model=model)
     z0 = to_codes(model, x)
+    if as_photo: return save_grid(edit_photo(model, photo, attrs, V, face=z0[0]).float().div(255), out)
     z = edit_codes(z0, attrs, V)
     if name: return save_grid(attribute_strip(model, z, name, V, ws), out, nrow=len(ws))
     return save_grid(torch.cat([x, decode_codes(model, z0), decode_codes(model, z)]), out, nrow=3)
