@@ -15,8 +15,8 @@ __all__ = ['HUB_DATASET', 'HUB_CONFIG', 'HUB_LICENCE', 'hub_shards', 'is_hub_fol
 import numpy as np
 import torch
 from .core import FaceVAEError, in_test, atomic_path, cache_dir, check_writable
-from .data import (CELEBA_ATTRS, SPLITS, FaceCache, check_image_size, _load_face_pil, _build_lock, _finish,
-                             _reused, _n_workers, _compact)
+from .data import CELEBA_ATTRS, SPLITS, FaceCache, check_image_size, finish_cache, reuse_cache
+from .data_files import load_face_pil, build_lock, n_workers, compact
 
 # %% ../nbs/01b_hub.ipynb #13f03487
 HUB_DATASET, HUB_CONFIG = 'flwrlabs/celeba', 'img_align+identity+attr'
@@ -103,7 +103,7 @@ def _decode_shard(args):
     for b in pq.ParquetFile(p).iter_batches(batch_size=256, columns=['image']):
         col = b.column(0)
         for data, name in zip(col.field('bytes').to_pylist(), col.field('path').to_pylist()):
-            try: out[i] = _load_face_pil(io.BytesIO(data), image_size, crop_frac)   # load_face's crop and resize
+            try: out[i] = load_face_pil(io.BytesIO(data), image_size, crop_frac)   # load_face's crop and resize
             except Exception as e: errs.append((i, f'{type(e).__name__}: {e}'))
             names.append(name); i += 1
     return names, errs
@@ -125,11 +125,11 @@ def build_hub_cache(src:str|Path, # a folder holding the Hub's parquet shards (s
     key = _hub_key(shards, image_size, crop_frac)
     h = hashlib.sha1(f'{src}|hub|{image_size}|{crop_frac:.9f}'.encode()).hexdigest()[:10]
     folder = Path(cache) if cache else cache_dir('data')/f'{src.name}-hub-{image_size}px-{h}'
-    if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)
+    if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return reuse_cache(fc)
     check_writable(folder, folder=True)
     folder.mkdir(parents=True, exist_ok=True)
-    with _build_lock(folder):
-        if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return _reused(fc)   # built while we waited
+    with build_lock(folder):
+        if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return reuse_cache(fc)   # built while we waited
         return _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress)
 
 def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress):
@@ -144,7 +144,7 @@ def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, prog
             jobs.append((p, sum(len(x) for x in attrs), len(a))); attrs.append(a); part += [SPLITS[split]]*len(a)
     n, S = sum(len(a) for a in attrs), image_size
     if progress is None: progress = sys.stderr.isatty() and not in_test()
-    nw = min(_n_workers(workers, n), len(jobs))
+    nw = min(n_workers(workers, n), len(jobs))
     with atomic_path(folder/'images.npy') as raw:
         out = np.lib.format.open_memmap(raw, mode='w+', dtype=np.uint8, shape=(n, 3, S, S))
         dest = str(raw) if nw else out
@@ -165,12 +165,12 @@ def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, prog
         keep = np.setdiff1d(np.arange(n), [i for i, _ in errs])
         if len(keep) == 0: raise FaceVAEError(f"none of the {n} images in the shards under {key['image_dir']} could be "
                                               f"decoded (e.g. {errs[0][1]})")
-        if errs: _compact(out, keep, raw)
+        if errs: compact(out, keep, raw)
         else: out.flush()
         del out
     ix = types.SimpleNamespace(names=names, attrs=torch.from_numpy(np.concatenate(attrs)),
                                partition=torch.tensor(part, dtype=torch.int64), absent=[])
-    return _finish(ix, keep, errs, key, folder, time.time() - t0)   # labels and meta as build_cache writes them
+    return finish_cache(ix, keep, errs, key, folder, time.time() - t0)   # labels and meta as build_cache writes them
 
 # %% ../nbs/01b_hub.ipynb #2ae75915
 def download_hub(repo:str=HUB_DATASET, # a dataset on the Hugging Face Hub

@@ -1,5 +1,5 @@
-"""facevae_nb.data: what the notebook cannot show on its page. The layouts, the lists and their errors, the cache,
-its key and the loader are checked in nbs/01_data.ipynb; here are many bad values in every layout, monkeypatched
+"""facevae_nb.data and data_files: what the notebooks cannot show on their pages. The layouts, the lists and their errors, the cache,
+its key and the loader are checked in nbs/00b_data_files.ipynb and nbs/01_data.ipynb; here are many bad values in every layout, monkeypatched
 internals (nothing decoded, an interrupted build, an unwritable folder), the worker pool and the real CelebA data
 beside the repo (skipped when absent)."""
 import json, os
@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import facevae_nb.data as D
+import facevae_nb.data_files as F
 from facevae_nb.core import FaceVAEError
 from facevae_nb.data import FaceCache, attr_index, build_cache, find_celeba, load_face, read_celeba, write_celeba
 from conftest import shared_data
@@ -48,7 +49,7 @@ def rewrite(p, fn):
     p.write_text(eol.join(fn(raw.splitlines())) + eol)
 
 
-# Kaggle's CSV lists: a row with 39 values (the official layout's is checked in nbs/01_data.ipynb)
+# Kaggle's CSV lists: a row with 39 values (the official layout's is checked in nbs/00b_data_files.ipynb)
 def test_attribute_row_with_wrong_number_of_values_csv(tmp_path):
     root = make(tmp_path/'c', 'kaggle')[0]
     rewrite(files(root).attr_file, lambda L: L[:5] + [L[5].rsplit(',', 1)[0]] + L[6:])
@@ -75,7 +76,7 @@ def test_attribute_value_not_plus_minus_one(tmp_path, layout, bad):
         read_celeba(root)
 
 
-# Kaggle's CSV lists: a bad partition row, a repeated row, byte-order marks (the official layout's: nbs/01_data.ipynb)
+# Kaggle's CSV lists: a bad partition row, a repeated row, byte-order marks (the official layout's: nbs/00b_data_files.ipynb)
 def test_bad_partition_row_csv(tmp_path):
     root = make(tmp_path/'c', 'kaggle')[0]
     rewrite(files(root).partition_file, lambda L: L[:4] + ['000004.jpg,5'] + L[5:])
@@ -148,7 +149,7 @@ def test_cache_reused_without_decoding(tmp_path, monkeypatch):
     root = make(tmp_path/'c')[0]
     c = build_cache(root, image_size=32)
     stamp = {p.name: p.stat().st_mtime_ns for p in c.path.iterdir()}
-    monkeypatch.setattr(D, '_decode_all', lambda *a, **k: pytest.fail('decoded again'))
+    monkeypatch.setattr(D, 'decode_all', lambda *a, **k: pytest.fail('decoded again'))
     monkeypatch.setattr(D, 'read_celeba', lambda *a, **k: pytest.fail('read the lists again'))
     c2 = build_cache(root, image_size=32)
     assert c2.path == c.path and np.array_equal(c2.images, c.images)
@@ -158,7 +159,7 @@ def test_cache_reused_without_decoding(tmp_path, monkeypatch):
 # monkeypatch and a read-only /sys (skipped where absent): refused before any decoding
 def test_unwritable_cache_fails_before_decoding(tmp_path, monkeypatch):
     root = make(tmp_path/'c')[0]
-    monkeypatch.setattr(D, '_decode_all', lambda *a, **k: pytest.fail('decoded into a folder it cannot write'))
+    monkeypatch.setattr(D, 'decode_all', lambda *a, **k: pytest.fail('decoded into a folder it cannot write'))
     ro = Path('/sys/facevae-cache')    # read-only even for root
     if not Path('/sys').is_dir(): pytest.skip('no read-only /sys here')
     with pytest.raises(OSError) as e: build_cache(root, image_size=32, cache=ro)
@@ -170,17 +171,17 @@ def test_interrupted_build_leaves_no_valid_cache(tmp_path, monkeypatch):
     root = make(tmp_path/'c')[0]
     build_cache(root, image_size=32, cache=tmp_path/'k')
     calls = {'n': 0}
-    real = D.load_face
+    real = F.load_face                                                        # what the decoding calls
     def dying(*a, **k):
         calls['n'] += 1
         if calls['n'] > 5: raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(D, 'load_face', dying)
+    monkeypatch.setattr(F, 'load_face', dying)
     with pytest.raises(KeyboardInterrupt):
         build_cache(root, image_size=16, cache=tmp_path/'k')                 # a rebuild that dies halfway
     assert FaceCache.load(tmp_path/'k') is None                               # nothing there looks valid
     assert sorted(p.name for p in (tmp_path/'k').iterdir()) == ['.lock', 'images.npy', 'labels.npz']  # no temporary files left
-    monkeypatch.setattr(D, 'load_face', real)
+    monkeypatch.setattr(F, 'load_face', real)
     c = build_cache(root, image_size=16, cache=tmp_path/'k')
     assert c.images.shape == (N, 3, 16, 16)
 
@@ -192,12 +193,35 @@ def test_parallel_build_equals_serial(tmp_path, monkeypatch):
     root, n = tmp_path/'c', 2100
     imgs = np.repeat(_images(N), n//N + 1, axis=0)[:n]
     write_celeba(root, imgs, _attrs(n), partition=np.zeros(n, int))
-    assert D._n_workers(2, n) == 2 and D._n_workers(None, 100) == 0
+    assert F.n_workers(2, n) == 2 and F.n_workers(None, 100) == 0
     a = build_cache(root, image_size=32, cache=tmp_path/'a', workers=2)
     b = build_cache(root, image_size=32, cache=tmp_path/'b', workers=0)
     assert np.array_equal(a.images, b.images) and a.names == b.names
     monkeypatch.setenv('IN_TEST', '1')
-    assert D._n_workers(2, n) == 0
+    assert F.n_workers(2, n) == 0
+
+
+# process: another process holds the cache folder's lock (nbs/00b_data_files.ipynb checks the lock with a thread)
+def test_build_waits_for_another_process(tmp_path):
+    import subprocess, sys
+    root = make(tmp_path/'c')[0]
+    c = build_cache(root, image_size=32, cache=tmp_path/'k')
+    holder = subprocess.Popen([sys.executable, '-c', f"import fcntl,sys; f=open({str(c.path/'.lock')!r},'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.readline()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        import threading
+        done = threading.Event()
+        def build():
+            build_cache(root, image_size=32, cache=tmp_path/'k', rebuild=True); done.set()
+        with pytest.warns(D.FaceVAEWarning, match='waiting for another process'):
+            th = threading.Thread(target=build); th.start()
+            assert not done.wait(1.0), 'the build should wait while another process holds the lock'
+            holder.stdin.write('\n'); holder.stdin.flush(); th.join(30)
+        assert done.is_set()
+    finally:
+        holder.kill(); holder.wait()
 
 
 # --- real CelebA beside the repo (skipped when absent) -------------------------------------------------------------
@@ -220,7 +244,7 @@ def test_real_sample(tmp_path, monkeypatch):
     assert (out/'list_attr_celeba.txt').read_bytes().split(b'\r\n')[1:3] == orig[1:3]   # header and row, byte for byte
     rate = c.attr('Male').float().mean().item()
     assert .35 < rate < .5
-    monkeypatch.setattr(D, '_decode_all', lambda *a, **k: pytest.fail('decoded again'))
+    monkeypatch.setattr(D, 'decode_all', lambda *a, **k: pytest.fail('decoded again'))
     again = build_cache(folder, cache=tmp_path/'s')
     assert again.meta == c.meta and np.array_equal(again.images[-1], c.images[-1])
 
