@@ -195,7 +195,8 @@ def moves_markdown(reports, target=0.8):
     return '\n'.join(L)
 
 def measure_run(run, clf, a):
-    from facevae_nb.generate import run_faces, run_split, decode_codes
+    from facevae_nb.generate import decode_codes
+    from facevae_nb.runs import run_faces, run_split
     from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
     from facevae_nb.measure import (TARGETS, label_correlation, edit_report, _vector, predict_attrs, attr_accuracy, report_markdown,
@@ -379,7 +380,8 @@ def probe_runs(a):
     on the held-out faces (balanced accuracy, mean over the 40 labels), a linear one (logistic regression) and an MLP.
     The adversary of a Fader-style run is scored by the same kind of probe, but on faces it never trained on."""
     import torch.nn.functional as F
-    from facevae_nb.generate import run_faces, run_split, encode_images
+    from facevae_nb.generate import encode_images
+    from facevae_nb.runs import run_faces, run_split
     from facevae_nb.measure import attr_accuracy
     print('| run | linear probe, bal. acc. (train / held-out) | MLP probe, bal. acc. (train / held-out) |\n|---|---|---|')
     for run in a.probe:

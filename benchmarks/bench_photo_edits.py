@@ -22,7 +22,8 @@ import torch
 
 def measure(a):
     from facevae_nb.model import load_run
-    from facevae_nb.generate import run_faces, run_split, decode_codes, encode_faces
+    from facevae_nb.generate import decode_codes, encode_faces
+    from facevae_nb.runs import run_faces, run_split
     from facevae_nb.arithmetic import run_vectors, edit_faces
     from facevae_nb.figures import read_photo_pixels, frame_face, paste_residual
     from facevae_nb.data import attr_index

@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 
 from facevae_nb.core import image_grid
 from facevae_nb.data import FaceLoader
-from facevae_nb.generate import run_faces, run_split, decode_codes, prior_noise
+from facevae_nb.generate import decode_codes, prior_noise
+from facevae_nb.runs import run_faces, run_split
 from facevae_nb.model import load_run
 from facevae_nb.train import fit_run_prior
 

@@ -14,15 +14,14 @@ __all__ = ['METHODS', 'VECTORS_FILE', 'mean_difference', 'balance_weights', 'rid
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import torch
-import matplotlib.pyplot as plt
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .core import FaceVAEError, get_device, atomic_path, in_test, read_json
+from .core import FaceVAEError, get_device, atomic_path
 from .data import CELEBA_ATTRS, attr_index, FaceVAEWarning
 from .model import load_run, unwrap_model
-from .runs import CACHE_FILES, run_lock, clean_temporaries
+from .runs import CACHE_FILES, run_lock, clean_temporaries, run_dir, run_faces, run_split
 from .faces import open_faces
-from .generate import decode_codes, encode_faces, add_vectors, run_faces, run_split
+from .generate import decode_codes, encode_faces, add_vectors
 from .generate import encode_images
 
 # %% ../nbs/08_arithmetic.ipynb #bc5007c7
@@ -144,7 +143,7 @@ def _model_and_run(run_or_model, device=None) -> tuple:
     "(model, run folder or None) from a run folder, a model file or a model."
     if isinstance(run_or_model, (str, Path)):
         p = Path(run_or_model)
-        return load_run(p, device=get_device(device)), (p.parent if p.suffix == '.safetensors' else p)
+        return load_run(p, device=get_device(device)), run_dir(p)
     return run_or_model, None
 
 def split_codes(run_or_model, # a run folder, a .safetensors model file, or a model
@@ -270,7 +269,7 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
                ) -> dict:
     "The run's attribute vectors {name: (D,)}, from RUN/attr_vectors.safetensors if made for this model, else computed."
     _check_method(method, balanced); keep = _names(keep)
-    p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
+    p, run = Path(run), run_dir(run)
     if model is None: model = load_run(p, device=get_device(device))
     sha, cache = weights_sha256(model), run/VECTORS_FILE          # the weights that encode, not a file beside them
     try: faces, idx = _split_faces(model, run, data, split, max_images)

@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = ['COMMANDS', 'arg_parser', 'demo', 'main']
 
 # %% ../nbs/10_cli.ipynb #f7e00058
-from .core import (FaceVAEError, in_test, check_options, check_writable, check_new_file, image_format,
+from .core import (FaceVAEError, check_options, check_writable, check_new_file, image_format,
                              read_json, IMAGE_FORMATS)
 
 # %% ../nbs/10_cli.ipynb #5ef01695

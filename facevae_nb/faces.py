@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_faces.ipynb #7410da92
 from __future__ import annotations
-import os, shutil, tempfile, time
+import os, shutil, tempfile
 from pathlib import Path
 
 # %% auto #0
@@ -13,7 +13,7 @@ __all__ = ['GENERATED_ATTRS', 'FACE_SIZE', 'GEN_VERSION', 'sample_face_attrs', '
 # %% ../nbs/02_faces.ipynb #a005967c
 import numpy as np
 import torch
-from .core import FaceVAEError, in_test, cache_dir, one_thread
+from .core import FaceVAEError, cache_dir, one_thread
 from .data import CELEBA_ATTRS, attr_index, write_celeba, build_cache, FaceCache
 
 # %% ../nbs/02_faces.ipynb #bdf33fe8

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image, ImageOps
-from .core import FaceVAEError, get_device, image_grid, save_grid, in_test, check_new_file
+from .core import FaceVAEError, get_device, image_grid, save_grid, check_new_file
 from .data import CELEBA_ATTRS, attr_index, load_face, crop_box
 from .model import load_run
-from .generate import INTERPOLATIONS, decode_codes, prior_noise, _prior, run_faces, run_split
-from .latents import save_fig, _split_index
+from .generate import INTERPOLATIONS, decode_codes, prior_noise, _prior
+from .runs import run_dir, run_faces, run_split, split_or_train
+from .latents import save_fig
 from .arithmetic import run_vectors, to_codes, edit_codes, edit_faces, parse_attrs, _names, _check_method
 
 # %% ../nbs/08b_figures.ipynb #e9c3679e
@@ -268,11 +269,11 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     as_photo = image is not None and name is None and view != 'reconstruction'
     _check_method(method, balanced); keep = _names(keep)
     model = load_run(run, device=get_device(device))
-    p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
+    run = run_dir(run)
     if image is not None: x = read_photo(image, model.image_size)
     else:
         faces = run_faces(run)
-        idx, split = _split_index(run, faces, 'valid', None, '--index counts its training faces instead')
+        idx, split = split_or_train(run, faces, 'valid', None, '--index counts its training faces instead')
         if not 0 <= int(index) < len(idx):
             raise FaceVAEError(f"index {index} is out of range: the {'validation' if split == 'valid' else split} "
                                f"split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
@@ -297,7 +298,7 @@ def edit_strip_to_file(run:str|Path, # a run folder
     "Write a labelled figure: per attribute, `n` validation faces that lack it, with it added at each weight."
     names, ws = _names(names), _parse_weights(weights)
     model = load_run(run, device=get_device(device))
-    p = Path(run); run = p.parent if p.suffix == '.safetensors' else p
+    run = run_dir(run)
     faces = run_faces(run); idx = run_split(run, faces, 'valid'); V = run_vectors(run, method, model=model)
     def lacking(k):                                                        # faces without `k` first (others if too few)
         has = faces.attrs[idx, attr_index(k)]

@@ -8,16 +8,15 @@ import math
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'run_faces', 'run_split', 'model_device',
-           'encode_images', 'decode_codes', 'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces',
-           'recon_grid', 'interpolate_faces', 'walk_faces', 'sample_to_file']
+__all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'model_device', 'encode_images', 'decode_codes',
+           'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces', 'recon_grid', 'interpolate_faces',
+           'walk_faces', 'sample_to_file']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
-from .core import FaceVAEError, get_device, amp_dtype, autocast_to, save_grid, check_options, read_json
+from .core import FaceVAEError, get_device, amp_dtype, autocast_to, save_grid, check_options
 from .model import load_run, evaluating
-from .faces import open_faces
 
 # %% ../nbs/06_generate.ipynb #6a5e8bcb
 def _steps(t, a:torch.Tensor) -> torch.Tensor:
@@ -79,42 +78,6 @@ def latent_walk(latent_dim:int, # size of each code
     r = math.sqrt(1 - step_size**2)
     for e in eps[1:]: z.append(r*z[-1] + step_size*e)
     return torch.stack(z)
-
-# %% ../nbs/06_generate.ipynb #063238d7
-def run_faces(run:str|Path, # a run folder written by `run_training`
-              data=None # override: 'generated', a CelebA folder or an opened `FaceCache` (default: what the run was trained on)
-             ):
-    "The `FaceCache` of the faces a run was trained on (or of `data`), at the run's image size."
-    if hasattr(data, 'images'): return data
-    run = Path(run)
-    cfg = run/'config.json'
-    spec = read_json(cfg).get('data', {}) if cfg.is_file() else {}   # a damaged file is named
-    size = spec.get('image_size') or load_run(run, device='cpu').image_size
-    src = data or spec.get('data')
-    if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown: put the run's config.json "
-                                       "back, or name the data (data= in Python, --data for facevae latents)")
-    if str(src) == 'generated':
-        n = spec.get('n_faces') if data is None else None
-        # the faces every run trains on (face seed 0; --seed is the run's)
-        return open_faces('generated', image_size=size, n=n)
-    if not str(src).startswith('hf:') and not Path(src).expanduser().exists():   # 'hf:...': open_faces finds its copy
-        raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more: put the data back "
-                           "there, or name its new place (data= in Python, --data for facevae latents)")
-    return open_faces(src, image_size=size)
-
-# %% ../nbs/06_generate.ipynb #edaf5628
-def run_split(run:str|Path, # a run folder written by `run_training`
-              faces, # the run's `FaceCache` (from `run_faces`)
-              split:str='valid' # 'train', 'valid', 'test' or 'all'
-             ) -> torch.Tensor:
-    "Indices of `split` of the run's faces: the official partition, or the run's `holdout` faces as 'valid'."
-    cfg = Path(run)/'config.json'
-    holdout = read_json(cfg).get('data', {}).get('holdout') if cfg.is_file() else None
-    idx = faces.indices(split, holdout)
-    if len(idx) == 0:
-        raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA "
-                           "subset may lie entirely in the official training split); use split 'train' or 'all'")
-    return idx
 
 # %% ../nbs/06_generate.ipynb #66bba503
 def model_device(model:torch.nn.Module) -> torch.device:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_latents.ipynb #9fdfb23d
 from __future__ import annotations
-import math, warnings
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from .core import (FaceVAEError, get_device, atomic_path, check_options, check_writable, image_format,
                              read_json)
-from .data import attr_index, FaceVAEWarning, SPLITS
+from .data import attr_index, SPLITS
 from .loss import kl_per_dim
 from .model import load_run
 from .faces import open_faces
-from .generate import run_faces, run_split, encode_images
+from .runs import run_faces, split_or_train
+from .generate import encode_images
 
 # %% ../nbs/07_latents.ipynb #3b5ba75a
 @dataclass
@@ -275,25 +276,9 @@ def latent_figures(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
     if (Path(run)/'config.json').is_file(): read_json(Path(run)/'config.json')   # a damaged file is named
     model = load_run(run, device=get_device(device))
     faces = run_faces(run, data)
-    idx, split = _split_index(run, faces, split, data)
+    idx, split = split_or_train(run, faces, split, data)
     enc = encode_split(model, faces, split, max_images, batch_size, index=idx)
     summary, mu_hist, z_hist = latent_paths(out)
     return [save_fig(latent_summary(enc, attr, threshold), summary),
             save_fig(plot_latent_hists(enc, k, order, 'mu', ncols, seed=seed), mu_hist),
             save_fig(plot_latent_hists(enc, k, order, 'z', ncols, seed=seed), z_hist)]
-
-def _split_index(run, faces, split, data, instead:str='showing the training faces instead (--split chooses another split)'):
-    "Indices and name of `split` of the run's faces; an empty 'valid' split falls back to 'train', with a warning."
-    def get(s):
-        if data is not None: return faces.indices(s)
-        try: return run_split(run, faces, s)
-        except FaceVAEError:
-            if s != 'valid': raise
-            return torch.zeros(0, dtype=torch.long)   # run_split refuses an empty split; we fall back instead
-    idx = get(split)
-    if len(idx) == 0 and split == 'valid':
-        what = f"{run} has no validation faces (it was trained without a validation split)" if data is None else \
-               f"the data {getattr(faces, 'path', data)} has no validation faces"
-        warnings.warn(f"{what}; {instead}", FaceVAEWarning)
-        return get('train'), 'train'
-    return idx, split

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import (FaceVAEError, atomic_path, atomic_write_text, get_device, seed_everything, in_test,
-                             one_thread, read_json)
+                             read_json)
 from .data import CELEBA_ATTRS, attr_index
 from .model import evaluating
 from .generate import model_device, decode_codes

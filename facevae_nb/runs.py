@@ -4,19 +4,21 @@
 
 # %% ../nbs/13_runs.ipynb #88539ebf
 from __future__ import annotations
-import os, re, io, csv, sys, json, time, random, socket, contextlib
+import os, re, io, csv, sys, json, time, random, socket, warnings, contextlib
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from .core import FaceVAEError, read_json, atomic_path, atomic_write_text
-from .model import save_vae
+from .model import save_vae, load_run
+from .data import FaceVAEWarning
+from .faces import open_faces
 
 
 # %% auto #0
 __all__ = ['MANIFEST', 'LOCK', 'CACHE_FILES', 'run_files', 'claim', 'remove_own', 'run_lock', 'is_run', 'clean_temporaries',
            'open_run', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'write_metrics',
-           'plot_losses']
+           'plot_losses', 'run_dir', 'run_faces', 'run_split', 'split_or_train']
 
 # %% ../nbs/13_runs.ipynb #a1f0c002
 MANIFEST = '.facevae-manifest.json'   # in a run folder: the files facevae wrote there
@@ -277,7 +279,7 @@ def plot_losses(rows:list, # per-epoch metric rows
                 path:str|Path|None=None # PNG to write (atomically); None: just return the figure
                ):
     "Training loss per step and validation PSNR / bits-per-dim per epoch, side by side."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8), dpi=80)
     if losses:
         s, l = np.array(losses, dtype=float).T
@@ -295,3 +297,66 @@ def plot_losses(rows:list, # per-epoch metric rows
         with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=80)
         plt.close(fig)
     return fig
+
+# %% ../nbs/13_runs.ipynb #5534fec6
+def run_dir(run:str|Path # a run folder, or a .safetensors model file in one (e.g. RUN/model.safetensors)
+           ) -> Path:
+    "The run folder `run` means: the folder itself, or the folder that holds a `.safetensors` model file."
+    p = Path(run)
+    return p.parent if p.suffix == '.safetensors' else p
+
+def run_faces(run:str|Path, # a run folder written by `run_training` (or its .safetensors model file)
+              data=None # override: 'generated', a CelebA folder or an opened `FaceCache` (default: what the run was trained on)
+             ):
+    "The `FaceCache` of the faces a run was trained on (or of `data`), at the run's image size."
+    if hasattr(data, 'images'): return data
+    run = run_dir(run)
+    cfg = run/'config.json'
+    spec = read_json(cfg).get('data', {}) if cfg.is_file() else {}   # a damaged file is named
+    size = spec.get('image_size') or load_run(run, device='cpu').image_size
+    src = data or spec.get('data')
+    if src is None: raise FaceVAEError(f"{cfg} is missing, so the run's data is unknown: put the run's config.json "
+                                       "back, or name the data (data= in Python, --data for facevae latents)")
+    if str(src) == 'generated':
+        n = spec.get('n_faces') if data is None else None
+        # the faces every run trains on (face seed 0; --seed is the run's)
+        return open_faces('generated', image_size=size, n=n)
+    if not str(src).startswith('hf:') and not Path(src).expanduser().exists():   # 'hf:...': open_faces finds its copy
+        raise FaceVAEError(f"the run {run} was trained on {src}, which is not there any more: put the data back "
+                           "there, or name its new place (data= in Python, --data for facevae latents)")
+    return open_faces(src, image_size=size)
+
+# %% ../nbs/13_runs.ipynb #8e76b986
+def run_split(run:str|Path, # a run folder written by `run_training` (or its .safetensors model file)
+              faces, # the run's `FaceCache` (from `run_faces`)
+              split:str='valid' # 'train', 'valid', 'test' or 'all'
+             ) -> torch.Tensor:
+    "Indices of `split` of the run's faces: the official partition, or the run's `holdout` faces as 'valid'."
+    cfg = run_dir(run)/'config.json'
+    holdout = read_json(cfg).get('data', {}).get('holdout') if cfg.is_file() else None
+    idx = faces.indices(split, holdout)
+    if len(idx) == 0:
+        raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty (a CelebA "
+                           "subset may lie entirely in the official training split); use split 'train' or 'all'")
+    return idx
+
+def split_or_train(run:str|Path, # a run folder (or its .safetensors model file)
+                   faces, # the faces (from `run_faces`)
+                   split:str='valid', # the split to show
+                   data=None, # the data the user named instead of the run's (then its official partition counts)
+                   instead:str='showing the training faces instead (--split chooses another split)' # the warning's end
+                  ) -> tuple:
+    "(indices, split name) of `split` of the run's faces; an empty 'valid' split falls back to 'train', with a warning."
+    def get(s):
+        if data is not None: return faces.indices(s)
+        try: return run_split(run, faces, s)
+        except FaceVAEError:
+            if s != 'valid': raise
+            return torch.zeros(0, dtype=torch.long)   # run_split refuses an empty split; we fall back instead
+    idx = get(split)
+    if len(idx) == 0 and split == 'valid':
+        what = f"{run_dir(run)} has no validation faces (it was trained without a validation split)" if data is None \
+               else f"the data {getattr(faces, 'path', data)} has no validation faces"
+        warnings.warn(f"{what}; {instead}", FaceVAEWarning)
+        return get('train'), 'train'
+    return idx, split

@@ -34,7 +34,7 @@ def test_latent_figures_writes_pngs(tmp_path):
 def test_latent_figures_on_a_holdout_run(tmp_path):
     "A real (tiny) training run with a holdout: the figures encode exactly the held-out faces, found from config.json."
     from facevae_nb.train import run_training
-    from facevae_nb.generate import run_faces, run_split
+    from facevae_nb.runs import run_faces, run_split
     rng = np.random.default_rng(2)
     src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (40, 22, 18, 3), dtype=np.uint8),
                        rng.random((40, 40)) < 0.5, np.zeros(40, int))            # all 'train', like celeba-sample
