@@ -8,12 +8,14 @@ import io, html, time, random, datetime, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IPYWIDGETS_MAJOR', 'enable_colab_widgets', 'to_png', 'from_png', 'face_source', 'upload_files', 'image_from_upload',
-           'simulate_upload', 'EditExplorer', 'edit_explorer', 'time_moves', 'MorphExplorer', 'morph_explorer']
+__all__ = ['IPYWIDGETS_MAJOR', 'enable_colab_widgets', 'to_png', 'from_png', 'face_source', 'upload_files', 'photo_from_upload',
+           'image_from_upload', 'simulate_upload', 'EditExplorer', 'edit_explorer', 'time_moves', 'MorphExplorer',
+           'morph_explorer']
 
 # %% ../nbs/09_widgets.ipynb #99261e1f
 import numpy as np
 import torch
+import torch.nn.functional as F
 import ipywidgets as W
 from PIL import Image
 from fastcore.imports import IN_COLAB
@@ -21,10 +23,10 @@ from fastcore.basics import patch
 from .core import FaceVAEError, one_thread
 from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
-from .generate import run_faces, encode_faces, decode_codes, lerp, slerp, model_device
+from .generate import encode_faces, decode_codes, lerp, slerp, model_device
 from .arithmetic import run_vectors, attribute_vectors, edit_faces
-from .figures import attribute_grid, morph_faces, read_photo
-from .latents import _split_index
+from .figures import attribute_grid, morph_faces, read_photo, read_photo_pixels, paste_residual
+from .runs import run_faces, split_or_train
 
 # %% ../nbs/09_widgets.ipynb #91b936d7
 IPYWIDGETS_MAJOR = int(W.__version__.split('.')[0])    # 7 on Colab as it ships, 8 elsewhere
@@ -75,7 +77,7 @@ def face_source(run:str|Path|None=None, # a run folder written by `facevae train
         raise FaceVAEError(f"the faces are {faces.image_size}px but the model was trained on {model.image_size}px; "
                            f"open them with image_size={model.image_size}")
     if not isinstance(split, str): idx = torch.as_tensor(split).long().reshape(-1)
-    elif run is not None: idx = _split_index(run, faces, split, None)[0]   # no 'valid' faces: the training faces
+    elif run is not None: idx = split_or_train(run, faces, split, None)[0]   # no 'valid' faces: the training faces
     else: idx = faces.indices(split)
     if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of the faces is empty; "
                                          "choose split='all' or another split")
@@ -94,17 +96,24 @@ def upload_files(value # a `FileUpload` value (ipywidgets 7 or 8), one file dict
     if isinstance(value, dict): value = [value]
     return [(f.get('name', 'the upload'), bytes(f['content'])) for f in value]
 
-def image_from_upload(value, # a `FileUpload` value (ipywidgets 7 or 8; the last file is used), one file dict, or raw bytes
+def photo_from_upload(value, # a `FileUpload` value (ipywidgets 7 or 8; the last file is used), one file dict, or raw bytes
                       image_size:int # the model's image size
-                     ) -> torch.Tensor:
-    "The face in an uploaded file, framed like the training faces: (3,S,S) float in [0,1]."
+                     ) -> tuple:
+    "(face, photo): the face framed like the training faces, (3,S,S) float in [0,1], and the whole photo, uint8 (3,H,W)."
     files = upload_files(value)
     if not files: raise FaceVAEError("no file was uploaded; choose a JPEG or PNG photo of a face")
     name, data = files[-1]
     with tempfile.TemporaryDirectory() as d:
         p = Path(d)/'upload'
         p.write_bytes(data)
-        return read_photo(p, image_size, name=name)[0]      # the same framing and errors as `facevae edit --image`
+        face = read_photo(p, image_size, name=name)[0]      # the same framing and errors as `facevae edit --image`
+        return face, read_photo_pixels(p, name=name)
+
+def image_from_upload(value, # a `FileUpload` value (ipywidgets 7 or 8; the last file is used), one file dict, or raw bytes
+                      image_size:int # the model's image size
+                     ) -> torch.Tensor:
+    "The face in an uploaded file, framed like the training faces: (3,S,S) float in [0,1]."
+    return photo_from_upload(value, image_size)[0]
 
 def simulate_upload(upload:W.FileUpload, # the widget
                     name:str, # the file's name
@@ -150,12 +159,14 @@ class EditExplorer(_Explorer):
                  display_size:int=160, # pixels per shown image
                  weight_range:tuple=(-4., 4.), # range of the weight sliders
                  seed:int=0, # seed of the random-face button
-                 show_original:bool=True # show the original face beside the reconstruction
+                 show_original:bool=True, # show the original face beside the reconstruction
+                 photo_size:int=320 # longest side, in pixels, of an uploaded photo as shown
                 ):
         self.model, self.faces, self.index = model, faces, torch.as_tensor(index)
         self.vectors = {a: torch.as_tensor(v).float().reshape(-1).cpu() for a, v in vectors.items()}
         self.rng, self.weight_range = random.Random(seed), weight_range
         self.weights, self.latency, self._quiet = {}, [], False
+        self.display_size, self.photo_size, self.photo = display_size, photo_size, None
         names = [a for a in CELEBA_ATTRS if a in self.vectors] + sorted(set(self.vectors) - set(CELEBA_ATTRS))
         self.face = W.IntSlider(0, 0, len(self.index)-1, description='face', continuous_update=False)
         self.random = W.Button(description='random face', icon='random')
@@ -166,12 +177,15 @@ class EditExplorer(_Explorer):
         self.original, ob = _image_box('original', display_size)
         self.recon, rb = _image_box('reconstruction', display_size)
         self.edited, eb = _image_box('edited', display_size)
+        self.view = W.ToggleButtons(options=[('your photo, edited', 'photo'), ('64 px decode', 'reconstruction')],
+                                    value='photo', disabled=True, tooltip='how an uploaded photo is shown edited')
         if not show_original: ob.layout.display = 'none'
-        self.widget = W.VBox([W.HBox([ob, rb, eb]), W.HBox([self.face, self.random, self.upload]),
+        self.widget = W.VBox([W.HBox([ob, rb, eb]), W.HBox([self.face, self.random, self.upload]), self.view,
                               W.HBox([self.attrs, W.VBox([self.sliders, self.reset])]), self.status])
         self.face.observe(lambda ch: self.show_face(ch['new']), 'value')
         self.random.on_click(lambda b: self.pick_random())
         self.upload.observe(self._on_upload, 'value')
+        self.view.observe(lambda ch: self._on_view(), 'value')
         self.attrs.observe(lambda ch: self._on_attrs(ch['new']), 'value')
         self.reset.on_click(lambda b: self.reset_weights())
         self.show_face(0)
@@ -185,16 +199,38 @@ def show_face(self:EditExplorer, i:int # position in the explorer's split (the `
     j = int(self.index[i])
     self.set_image(self.faces.get(j)[0], f'face {i} of {len(self.index)} (data index {j})')
 
+def _fit_photo(photo, size):
+    "The photo shrunk (antialiased bicubic) so that its longer side is at most `size`: uint8 (3,h,w)."
+    H, W = photo.shape[-2:]; k = size/max(H, W)
+    if k >= 1: return photo
+    x = F.interpolate(photo[None].float(), size=(max(1, round(H*k)), max(1, round(W*k))), mode='bicubic', antialias=True)
+    return x[0].round().clamp(0, 255).to(torch.uint8)
+
 @patch
 def set_image(self:EditExplorer, x:torch.Tensor, # the face (3,S,S) in [0,1]
-              label:str='your photo' # how the status line names it
+              label:str='your photo', # how the status line names it
+              photo:torch.Tensor|None=None # the whole photo the face was framed from, uint8 (3,H,W), if any
              ):
-    "Make `x` the face: encode it once, show it and its reconstruction, redraw the edit."
+    "Make `x` the face (and `photo` its photo): encode it once, show it and its reconstruction, redraw the edit."
     self.x, self.label = x, label
+    self.photo = None if photo is None else _fit_photo(photo, self.photo_size)   # edited at the size it is shown
+    self.view.disabled = self.photo is None
     with self._one_thread():
         self.z = encode_faces(self.model, x)                 # (1, D): the cached code
         self.xhat = decode_codes(self.model, self.z)[0]
-        self.original.value, self.recon.value = to_png(x), to_png(self.xhat)
+        self.recon.value = to_png(self.xhat)
+    self._on_view()
+
+@patch
+def _photo_view(self:EditExplorer) -> bool: return self.photo is not None and self.view.value == 'photo'
+
+@patch
+def _on_view(self:EditExplorer):
+    "Show the original as the view asks (the whole photo, or the framed face), sized to fit, and redraw the edit."
+    shown = self.photo.float().div(255) if self._photo_view() else self.x
+    h, w = shown.shape[-2:]; k = (self.photo_size if self._photo_view() else self.display_size)/max(h, w)
+    for img in (self.original, self.edited): img.width, img.height = round(w*k), round(h*k)
+    self.original.value = to_png(shown)
     self.redraw()
 
 @patch
@@ -206,7 +242,9 @@ def pick_random(self:EditExplorer):
 def _on_upload(self:EditExplorer, ch):
     files = upload_files(ch['new'])
     if not files: return
-    try: self.set_image(image_from_upload(ch['new'], self.model.image_size), files[-1][0])
+    try:
+        face, photo = photo_from_upload(ch['new'], self.model.image_size)
+        self.set_image(face, files[-1][0], photo=photo)
     except FaceVAEError as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e), quote=False)}</span>'
     # cleared, so that choosing the same file again is a change too (set_trait: the value is read-only in ipywidgets 7)
     finally: self.upload.set_trait('value', type(ch['new'])())
@@ -260,8 +298,12 @@ def redraw(self:EditExplorer):
     if self._quiet: return
     t = time.perf_counter()
     with self._one_thread():
-        self.xedit = edit_faces(self.model, self.z, self.current_weights(), self.vectors)[0]
-        self.edited.value = to_png(self.xedit)
+        w = self.current_weights()
+        self.xedit = edit_faces(self.model, self.z, w, self.vectors)[0]
+        if self._photo_view():                # the photo + the change dec(z') - dec(z), in its face frame
+            self.photo_edit = paste_residual(self.photo, self.xedit - self.xhat) if any(w.values()) else self.photo
+            self.edited.value = to_png(self.photo_edit.float().div(255))
+        else: self.edited.value = to_png(self.xedit)
     self.latency.append(time.perf_counter() - t)
     w = ', '.join(f'{a} {v:+.1f}' for a, v in self.current_weights().items() if v) or 'no edit'
     self.status.value = html.escape(f'{self.label}: {w} ({1000*self.latency[-1]:.0f} ms)', quote=False)
@@ -283,6 +325,7 @@ def edit_explorer(run:str|Path|None=None, # a run folder written by `facevae tra
                   split='valid', # the faces to choose from: a split name or their indices
                   attrs=(), # attributes chosen at the start, e.g. ['Smiling'], or with weights, {'Smiling': 1.5}
                   display_size:int=160, # pixels per shown image
+                  photo_size:int=320, # longest side, in pixels, of an uploaded photo as shown
                   seed:int=0, # seed of the random-face button
                   device=None # where the run's model runs (default: the best available)
                  ) -> EditExplorer:
@@ -290,7 +333,7 @@ def edit_explorer(run:str|Path|None=None, # a run folder written by `facevae tra
     enable_colab_widgets()
     model, faces, idx = face_source(run, model, faces, split, device)
     return EditExplorer(model, faces, idx, _vectors(run, model, faces, vectors, method, balanced, keep), attrs=attrs,
-                        display_size=display_size, seed=seed)
+                        display_size=display_size, seed=seed, photo_size=photo_size)
 
 # %% ../nbs/09_widgets.ipynb #3b45f3cc
 @patch

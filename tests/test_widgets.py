@@ -138,3 +138,51 @@ def test_upload_over_the_kernel_protocol(kernel):
     assert got.startswith('GOT me.jpg 0 '), got                # the photo is the face, and the upload is cleared
     r, g, b = json.loads(got.split(' ', 3)[3])
     assert abs(r - 200/255) < 0.03 and abs(g - 120/255) < 0.03 and abs(b - 90/255) < 0.03, got
+
+
+# --- in-process: an uploaded photo is shown edited at its own proportions (issue 19); photos of many sizes -----------
+
+def _explorer():
+    "An edit explorer on a tiny untrained 32 px model, random faces and random vectors (as SETUP, in this process)."
+    import numpy as np, torch
+    from facevae_nb.model import make_vae
+    from facevae_nb.data import FaceCache, CELEBA_ATTRS
+    from facevae_nb.widgets import edit_explorer
+    torch.manual_seed(0)
+    model = make_vae('default', image_size=32, latent_dim=8, widths=(8, 16, 32)).eval()
+    rng = np.random.default_rng(0)
+    faces = FaceCache(rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8), rng.random((6, 40)) < 0.5, [1]*6,
+                      [f'{i:06d}.jpg' for i in range(6)])
+    return edit_explorer(model=model, faces=faces, vectors={a: torch.randn(8) for a in CELEBA_ATTRS}, attrs=['Smiling'],
+                         photo_size=320)
+
+
+@pytest.mark.parametrize('w,h,shown', [(50, 70, (50, 70)), (400, 300, (320, 240)), (89, 109, (89, 109)),
+                                       (1200, 500, (320, 133))])
+def test_upload_shows_the_photo_edited(w, h, shown):
+    "Smaller and larger than the model, non-square: the photo as shown, untouched at weight 0 and outside its frame."
+    import io, math, numpy as np, torch
+    from PIL import Image
+    from facevae_nb.widgets import simulate_upload, from_png
+    from facevae_nb.figures import photo_frame
+    ex = _explorer()
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format='png')
+    simulate_upload(ex.upload, 'me.png', buf.getvalue(), 'image/png')
+    assert ex.status.value.startswith('me.png') and ex.view.value == 'photo' and not ex.view.disabled, ex.status.value
+    W_, H_ = shown
+    assert tuple(ex.photo.shape) == (3, H_, W_)                                   # shrunk to 320 px at most, never enlarged
+    k = 320/max(W_, H_)
+    assert (ex.edited.width, ex.edited.height) == (str(round(W_*k)), str(round(H_*k)))   # shown at its proportions
+    if (W_, H_) == (w, h):                                                      # not shrunk: the file's pixels exactly
+        assert (ex.photo.permute(1, 2, 0).numpy() == np.asarray(Image.open(io.BytesIO(buf.getvalue())))).all()
+    assert ex.edited.value == ex.original.value                                  # weight 0: the photo, pixel for pixel
+    ex.weights['Smiling'].value = 3.0
+    got = (from_png(ex.edited.value)*255).round().byte()
+    l, t, s = photo_frame(W_, H_, 32); inside = torch.zeros(H_, W_, dtype=torch.bool)
+    inside[max(0, math.floor(t)):math.ceil(t + s), max(0, math.floor(l)):math.ceil(l + s)] = True
+    assert (got[:, ~inside] == ex.photo[:, ~inside]).all() and (got[:, inside] != ex.photo[:, inside]).any()
+    ex.view.value = 'reconstruction'                                             # the 64-pixel view is still there
+    assert tuple(from_png(ex.edited.value).shape) == (3, 32, 32) and ex.edited.width == '160'
+    ex.reset_weights(); ex.view.value = 'photo'
+    assert ex.edited.value == ex.original.value
