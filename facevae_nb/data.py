@@ -15,6 +15,7 @@ __all__ = ['attr_index', 'FaceCache', 'build_cache', 'finish_cache', 'reuse_cach
 # %% ../nbs/01_data.ipynb #664d704b
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, one_thread, check_writable
 from .data_files import (CELEBA_ATTRS, LAYOUTS, SPLITS, CACHE_VERSION, FaceVAEWarning, CelebAFiles, CelebAIndex,
     write_celeba, find_celeba, official_partition, read_celeba, check_image_size, crop_box, load_face, split_name,
@@ -38,11 +39,6 @@ def attr_index(name:str|int # an attribute name such as 'Smiling' (any case), or
                        "facevae_nb.data.CELEBA_ATTRS (e.g. 'Smiling', 'Eyeglasses', 'Blond_Hair').")
 
 # %% ../nbs/01_data.ipynb #6c647531
-def _ram_available():
-    "Bytes of RAM available (Linux), or 0 when unknown."
-    try: return next(int(l.split()[1])*1024 for l in open('/proc/meminfo') if l.startswith('MemAvailable'))
-    except (OSError, StopIteration, ValueError): return 0
-
 class FaceCache:
     "Decoded faces: `images` uint8 (N,3,S,S) (memory-mapped), `attrs` bool (N,40), `partition`, `names`, `meta`."
     def __init__(self, images, attrs, partition, names, meta=None, path=None):
@@ -71,37 +67,47 @@ class FaceCache:
     def attr(self, name) -> torch.Tensor:
         "The bool column of attribute `name` for every face."
         return self.attrs[:, attr_index(name)]
-    def on_device(self, device) -> torch.Tensor:
-        "All the uint8 images as one tensor on `device`, moved there once and kept."
-        dev = get_device(device)
-        if str(dev) not in self._on:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', UserWarning)   # torch warns that a read-only memmap is not writable
-                im = self.images
-                t = torch.from_numpy(im) if isinstance(im, np.ndarray) else torch.as_tensor(im)
-            if dev.type == 'cpu' and isinstance(self.images, np.memmap) and self.images.nbytes < 0.5*_ram_available():
-                t = torch.from_numpy(np.array(self.images))   # read the file into RAM once: gathers are 10x faster
-            self._on[str(dev)] = t if dev.type == 'cpu' else t.to(dev)
-        return self._on[str(dev)]
-    def fits(self, device) -> bool:
-        "Whether the whole uint8 array fits comfortably (half the free memory) on `device`."
-        dev = get_device(device)
-        if dev.type != 'cuda': return True
-        free, _ = torch.cuda.mem_get_info(dev)
-        return self.images.nbytes <= 0.5*free
 
-    @classmethod
-    def load(cls, folder:str|Path, key:dict|None=None):
-        "The cache in `folder`, or None when it is missing, incomplete or (with `key`) built from something else."
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder/'meta.json').read_text())
-            if key is not None and any(meta.get(k) != v for k, v in key.items()): return None
-            images = np.load(folder/'images.npy', mmap_mode='r')
-            with np.load(folder/'labels.npz') as z: attrs, part, names = z['attrs'], z['partition'], z['names'].tolist()
-        except (OSError, ValueError, KeyError): return None
-        if not (len(images) == len(attrs) == len(part) == len(names) == meta.get('n')): return None
-        return cls(images, attrs, part, names, meta, folder)
+# %% ../nbs/01_data.ipynb #a0b0286c
+@patch(cls_method=True)
+def load(cls:FaceCache, folder:str|Path, key:dict|None=None):
+    "The cache in `folder`, or None when it is missing, incomplete or (with `key`) built from something else."
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder/'meta.json').read_text())
+        if key is not None and any(meta.get(k) != v for k, v in key.items()): return None
+        images = np.load(folder/'images.npy', mmap_mode='r')
+        with np.load(folder/'labels.npz') as z: attrs, part, names = z['attrs'], z['partition'], z['names'].tolist()
+    except (OSError, ValueError, KeyError): return None
+    if not (len(images) == len(attrs) == len(part) == len(names) == meta.get('n')): return None
+    return cls(images, attrs, part, names, meta, folder)
+
+# %% ../nbs/01_data.ipynb #a6b877ed
+def _ram_available():
+    "Bytes of RAM available (Linux), or 0 when unknown."
+    try: return next(int(l.split()[1])*1024 for l in open('/proc/meminfo') if l.startswith('MemAvailable'))
+    except (OSError, StopIteration, ValueError): return 0
+
+@patch
+def on_device(self:FaceCache, device) -> torch.Tensor:
+    "All the uint8 images as one tensor on `device`, moved there once and kept."
+    dev = get_device(device)
+    if str(dev) not in self._on:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)   # torch warns that a read-only memmap is not writable
+            im = self.images
+            t = torch.from_numpy(im) if isinstance(im, np.ndarray) else torch.as_tensor(im)
+        if dev.type == 'cpu' and isinstance(self.images, np.memmap) and self.images.nbytes < 0.5*_ram_available():
+            t = torch.from_numpy(np.array(self.images))   # read the file into RAM once: gathers are 10x faster
+        self._on[str(dev)] = t if dev.type == 'cpu' else t.to(dev)
+    return self._on[str(dev)]
+@patch
+def fits(self:FaceCache, device) -> bool:
+    "Whether the whole uint8 array fits comfortably (half the free memory) on `device`."
+    dev = get_device(device)
+    if dev.type != 'cuda': return True
+    free, _ = torch.cuda.mem_get_info(dev)
+    return self.images.nbytes <= 0.5*free
 
 # %% ../nbs/01_data.ipynb #0bfdc157
 def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle layout)
@@ -127,6 +133,7 @@ def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle
         if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return reuse_cache(fc)   # built while we waited
         return _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress)
 
+# %% ../nbs/01_data.ipynb #116f957d
 def _build(src, f, key, folder, image_size, crop_frac, strict, workers, progress):
     "Decode every image of `src` into `folder` (holding its build lock)."
     t0 = time.time()
@@ -211,38 +218,44 @@ class FaceLoader:
                 f'rank {self.rank}/{self.world_size})')
     def set_epoch(self, epoch:int): "Make the next iteration produce epoch `epoch`."; self.epoch = int(epoch)
 
-    def order(self, epoch:int) -> tuple:
-        "This rank's cache indices for `epoch` in batch order and whether each is flipped (a function of seed, epoch)."
-        g, N = torch.Generator().manual_seed(_mix(self.seed, epoch)), len(self.indices)
-        perm = torch.randperm(N, generator=g) if self.shuffle else torch.arange(N)
-        flips = torch.rand(N, generator=g) < 0.5 if self.flip else torch.zeros(N, dtype=torch.bool)
-        take = slice(self.rank, self.n*self.world_size, self.world_size)
-        return self.indices[perm[take]], flips[take]
+# %% ../nbs/01_data.ipynb #b86e8601
+@patch
+def order(self:FaceLoader, epoch:int) -> tuple:
+    "This rank's cache indices for `epoch` in batch order and whether each is flipped (a function of seed, epoch)."
+    g, N = torch.Generator().manual_seed(_mix(self.seed, epoch)), len(self.indices)
+    perm = torch.randperm(N, generator=g) if self.shuffle else torch.arange(N)
+    flips = torch.rand(N, generator=g) < 0.5 if self.flip else torch.zeros(N, dtype=torch.bool)
+    take = slice(self.rank, self.n*self.world_size, self.world_size)
+    return self.indices[perm[take]], flips[take]
 
-    def _data(self):
-        c, dev = self.cache, str(self.device)
-        if dev in c._on: return c._on[dev]          # already there: free memory no longer counts that copy
-        return c.on_device(self.device) if c.fits(self.device) else c.on_device('cpu')
+# %% ../nbs/01_data.ipynb #30379c1c
+@patch
+def _data(self:FaceLoader):
+    c, dev = self.cache, str(self.device)
+    if dev in c._on: return c._on[dev]          # already there: free memory no longer counts that copy
+    return c.on_device(self.device) if c.fits(self.device) else c.on_device('cpu')
 
-    def iter_from(self, epoch:int, # the epoch to produce
-                  batch:int=0 # the first batch to produce (to resume an interrupted epoch)
-                 ):
-        "Yield batches `batch`, `batch+1`, ... of `epoch` as an uninterrupted epoch would; then advance `epoch`."
-        data, dev = self._data(), self.device
-        idx, flips = self.order(epoch)                  # flips stay on the CPU: which rows to flip is known ahead
-        idx = idx.to(data.device)
-        attrs = self.cache.attrs.to(dev) if self.with_attrs else None
-        for b in range(batch, len(self)):
-            with one_thread(dev.type == 'cpu'):   # a CPU batch gather: one thread is as fast
-                i = idx[b*self.bs:(b + 1)*self.bs]
-                x = data.index_select(0, i).to(dev, non_blocking=True)           # uint8 gather: 1 byte per value
-                if self.flip:
-                    f = flips[b*self.bs:(b + 1)*self.bs].nonzero().squeeze(1).to(dev, non_blocking=True)
-                    x[f] = x[f].flip(-1)                # flip only the chosen rows, still in uint8
-                x = x.float().div_(255)                 # one float pass (uint8/255 directly is ~8x slower on CPU)
-            yield (x, attrs[i.to(dev)]) if self.with_attrs else x
-        self.epoch = epoch + 1
+@patch
+def iter_from(self:FaceLoader, epoch:int, # the epoch to produce
+              batch:int=0 # the first batch to produce (to resume an interrupted epoch)
+             ):
+    "Yield batches `batch`, `batch+1`, ... of `epoch` as an uninterrupted epoch would; then advance `epoch`."
+    data, dev = self._data(), self.device
+    idx, flips = self.order(epoch)                  # flips stay on the CPU: which rows to flip is known ahead
+    idx = idx.to(data.device)
+    attrs = self.cache.attrs.to(dev) if self.with_attrs else None
+    for b in range(batch, len(self)):
+        with one_thread(dev.type == 'cpu'):   # a CPU batch gather: one thread is as fast
+            i = idx[b*self.bs:(b + 1)*self.bs]
+            x = data.index_select(0, i).to(dev, non_blocking=True)           # uint8 gather: 1 byte per value
+            if self.flip:
+                f = flips[b*self.bs:(b + 1)*self.bs].nonzero().squeeze(1).to(dev, non_blocking=True)
+                x[f] = x[f].flip(-1)                # flip only the chosen rows, still in uint8
+            x = x.float().div_(255)                 # one float pass (uint8/255 directly is ~8x slower on CPU)
+        yield (x, attrs[i.to(dev)]) if self.with_attrs else x
+    self.epoch = epoch + 1
 
-    def __iter__(self):
-        "Batches of epoch `self.epoch` (then the next iteration gives the next epoch)."
-        return self.iter_from(self.epoch, 0)
+@patch
+def __iter__(self:FaceLoader):
+    "Batches of epoch `self.epoch` (then the next iteration gives the next epoch)."
+    return self.iter_from(self.epoch, 0)
