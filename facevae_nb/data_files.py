@@ -449,6 +449,7 @@ def new_array(path:Path, # the .npy file to create
     raise FaceVAEError(f"not enough disk space for the face cache in {path.parent}: it needs {mb(size)} and "
                        f"{mb(free)} are free; free some space, or set FACEVAE_CACHE to a folder on a disk with room")
 
+# %% ../nbs/00b_data_files.ipynb #8eef2009
 def compact(out:np.ndarray, # the full array, some of whose rows failed to decode
             keep, # the indices of the rows to keep
             raw:Path # the .npy file to replace with those rows
@@ -509,6 +510,7 @@ def decode_all(paths:list, # image files
         if pool: pool.terminate(); pool.join()
     return sorted(errs)
 
+# %% ../nbs/00b_data_files.ipynb #40d4d177
 def warn_skipped(meta:dict, # a cache's meta.json
                  folder:Path # the cache folder
                 ):
