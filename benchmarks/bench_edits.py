@@ -201,7 +201,7 @@ def measure_run(run, clf, a):
     from facevae_nb.data import attr_index
     from facevae_nb.measure import (TARGETS, label_correlation, edit_report, _vector, predict_attrs, attr_accuracy, report_markdown,
                                     plot_success_drift, success_point)
-    from facevae_nb.latents import save_fig
+    from facevae_nb.core import save_fig
     run = Path(run); model, n_cond = load_variant(run); faces = run_faces(run)
     tr, va = run_split(run, faces, 'train'), run_split(run, faces, 'valid')
     corr = label_correlation(faces.attrs[tr])
@@ -440,7 +440,7 @@ def main(argv=None):
     if a.probe: probe_runs(a)
     if a.runs:
         from facevae_nb.measure import load_classifier, plot_success_drift
-        from facevae_nb.latents import save_fig
+        from facevae_nb.core import save_fig
         if not a.classifier: raise SystemExit('pass --classifier FOLDER (train one with --train-classifier)')
         clf = load_classifier(a.classifier, device='cpu')
         print(f"classifier {a.classifier}: trained on {clf.info.get('n_train')} faces of {clf.info.get('data')}")

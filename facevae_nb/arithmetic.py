@@ -10,18 +10,19 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['METHODS', 'VECTORS_FILE', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out',
            'vectors_from_codes', 'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256',
-           'weights_sha256', 'labels_sha256', 'run_vectors', 'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces']
+           'weights_sha256', 'labels_sha256', 'run_vectors', 'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces',
+           'sample_to_file']
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .core import FaceVAEError, get_device, atomic_path
+from .core import FaceVAEError, get_device, atomic_path, check_options, save_grid
 from .data import CELEBA_ATTRS, attr_index, FaceVAEWarning
 from .model import load_run, unwrap_model
 from .runs import CACHE_FILES, run_lock, clean_temporaries, run_dir, run_faces, run_split
 from .faces import open_faces
-from .generate import decode_codes, encode_faces, add_vectors
+from .generate import decode_codes, encode_faces, add_vectors, sample_faces
 from .generate import encode_images
 
 # %% ../nbs/08_arithmetic.ipynb #bc5007c7
@@ -375,3 +376,21 @@ def edit_faces(model, # a trained VAE
               ) -> torch.Tensor:
     "Decoded faces (N,3,H,W) after adding the weighted attribute vectors to their codes."
     return decode_codes(model, edit_codes(to_codes(model, z_or_images), weights, vectors))
+
+# %% ../nbs/08_arithmetic.ipynb #ac90ab51
+def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or a .safetensors model file
+                   n:int=64, # how many faces
+                   temperature:float=0.8, # scale of the prior noise: 1 is the prior, lower gives cleaner, more average faces
+                   seed:int=0, # random seed; the same seed gives the same faces on any device
+                   out:str|Path='samples.png', # image file to write (.png, .jpg, ...)
+                   nrow:int=8, # faces per row of the grid
+                   device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
+                   attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
+                   method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
+                  ) -> Path:
+    "Sample `n` faces from the model of `run` (optionally with attributes added) into one grid; returns its path."
+    check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)   # the project's shared rules, before anything slow
+    attrs = parse_attrs(attr)                                           # a typo fails before anything slow
+    model = load_run(run, device=get_device(device))
+    vectors = run_vectors(run, method=method, model=model) if attrs else None
+    return save_grid(sample_faces(model, n, temperature, seed, attrs, vectors), out, nrow=nrow)

@@ -13,7 +13,7 @@ if TYPE_CHECKING: import torch   # for the annotations: torch itself is imported
 __all__ = ['OPTION_RULES', 'IMAGE_FORMATS', 'FaceVAEError', 'in_test', 'get_device', 'seed_everything', 'one_thread',
            'atomic_path', 'atomic_write_text', 'check_writable', 'check_new_file', 'read_json', 'check_options',
            'cache_dir', 'device_caps', 'DeviceSettings', 'device_settings', 'amp_dtype', 'autocast_to', 'image_grid',
-           'image_format', 'save_grid', 'show_images']
+           'image_format', 'save_grid', 'show_images', 'save_fig']
 
 # %% ../nbs/00_core.ipynb #5ca15d80
 class FaceVAEError(Exception):
@@ -386,3 +386,15 @@ def show_images(x:torch.Tensor, # images (N,3,H,W) in [0,1]
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/00_core.ipynb #bed86cdf
+def save_fig(fig, # a matplotlib figure
+             path:str|Path, # image file to write (atomically): .png, .jpg, .webp or .tif
+             dpi:int=80 # resolution
+            ) -> Path:
+    "Save `fig` in the format of the file's extension, atomically; close it and return the path."
+    import matplotlib.pyplot as plt
+    path = Path(path); fmt = image_format(path).lower()
+    with atomic_path(path) as tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches='tight')
+    plt.close(fig)
+    return path

@@ -5,18 +5,17 @@
 # %% ../nbs/06_generate.ipynb #32e65478
 from __future__ import annotations
 import math
-from pathlib import Path
 
 # %% auto #0
-__all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'model_device', 'encode_images', 'decode_codes',
-           'encode_faces', 'add_vectors', 'sample_faces', 'reconstruct_faces', 'recon_grid', 'interpolate_faces',
-           'walk_faces', 'sample_to_file']
+__all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'model_device', 'image_batches', 'encode_images',
+           'decode_codes', 'encode_faces', 'prior_codes', 'add_vectors', 'sample_faces', 'reconstruct_faces',
+           'recon_grid', 'interpolate_faces', 'walk_faces']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
-from .core import FaceVAEError, get_device, amp_dtype, autocast_to, save_grid, check_options
-from .model import load_run, evaluating
+from .core import FaceVAEError, amp_dtype, autocast_to, check_options
+from .model import evaluating
 
 # %% ../nbs/06_generate.ipynb #6a5e8bcb
 def _steps(t, a:torch.Tensor) -> torch.Tensor:
@@ -85,7 +84,11 @@ def model_device(model:torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 # %% ../nbs/06_generate.ipynb #0ac889fc
-def _batches(images, idx:torch.Tensor, batch_size:int, dev):
+def image_batches(images, # float (N,3,H,W) in [0,1], or uint8 (N,3,H,W) as a tensor or (memory-mapped) numpy array
+                  idx:torch.Tensor, # the rows to take, in this order
+                  batch_size:int, # rows per batch
+                  dev # the device the batches go to
+                 ):
     "Float [0,1] batches on `dev` from uint8 (numpy or torch) or float images, taking rows `idx` in order."
     for i in range(0, len(idx), batch_size):
         j = idx[i:i+batch_size]
@@ -105,7 +108,7 @@ def encode_images(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
     dt = amp_dtype(dev) if amp else None
     mus, lvs = [], []
     with evaluating(model):
-        for xb in _batches(images, idx, batch_size, dev):
+        for xb in image_batches(images, idx, batch_size, dev):
             with autocast_to(dev, dt):
                 mu, lv = model.encode(xb)
             mus.append(mu.float().cpu()); lvs.append(lv.float().cpu())
@@ -130,7 +133,9 @@ def encode_faces(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
     return encode_images(model, x[None] if x.dim() == 3 else x, batch_size=batch_size, amp=False)[0]
 
 # %% ../nbs/06_generate.ipynb #246804f7
-def _prior(model, eps):
+def prior_codes(model, # a VAE: one with a fitted prior (`prior_codes` method) maps the noise through it
+                eps:torch.Tensor # standard-normal noise (N, D), e.g. from `prior_noise`
+               ) -> torch.Tensor:
     "Standard-normal noise mapped to codes of the model's prior (N(0, I), or the Gaussian fitted after training)."
     return model.prior_codes(eps.to(model_device(model))).cpu() if hasattr(model, 'prior_codes') else eps
 
@@ -161,7 +166,7 @@ def sample_faces(model, # a trained VAE
                  vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.arithmetic.run_vectors`
                 ) -> torch.Tensor:
     "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it) plus attribute vectors."
-    z = _prior(model, prior_noise(n, model.latent_dim, temperature, seed))
+    z = prior_codes(model, prior_noise(n, model.latent_dim, temperature, seed))
     return decode_codes(model, add_vectors(z, attrs, vectors))
 
 # %% ../nbs/06_generate.ipynb #267ceabc
@@ -208,26 +213,4 @@ def walk_faces(model, # a trained VAE
                seed:int=0 # the same seed gives the same walk
               ) -> torch.Tensor:
     "Decode a random walk through latent space that stays distributed like the prior: (steps,3,H,W)."
-    return decode_codes(model, _prior(model, latent_walk(model.latent_dim, steps, step_size, temperature, seed)))
-
-# %% ../nbs/06_generate.ipynb #8f929056
-def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or a .safetensors model file
-                   n:int=64, # how many faces
-                   temperature:float=0.8, # scale of the prior noise: 1 is the prior, lower gives cleaner, more average faces
-                   seed:int=0, # random seed; the same seed gives the same faces on any device
-                   out:str|Path='samples.png', # image file to write (.png, .jpg, ...)
-                   nrow:int=8, # faces per row of the grid
-                   device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
-                   attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
-                   method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
-                  ) -> Path:
-    "Sample `n` faces from the model of `run` (optionally with attributes added) into one grid; returns its path."
-    # the project's shared rules, before anything slow
-    check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)
-    attrs = vectors = None
-    if attr:
-        from facevae_nb.arithmetic import parse_attrs, run_vectors   # imported here: arithmetic builds on this module
-        attrs = parse_attrs(attr)                                    # a typo fails before anything slow
-    model = load_run(run, device=get_device(device))
-    if attrs: vectors = run_vectors(run, method=method, model=model)
-    return save_grid(sample_faces(model, n, temperature, seed, attrs, vectors), out, nrow=nrow)
+    return decode_codes(model, prior_codes(model, latent_walk(model.latent_dim, steps, step_size, temperature, seed)))

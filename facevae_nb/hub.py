@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from .core import FaceVAEError, in_test, atomic_path, cache_dir, check_writable
 from .data import CELEBA_ATTRS, SPLITS, FaceCache, check_image_size, finish_cache, reuse_cache
-from .data_files import load_face_pil, build_lock, n_workers, compact
+from .data_files import load_face_pil, build_lock, n_workers, compact, split_name
 
 # %% ../nbs/01b_hub.ipynb #13f03487
 HUB_DATASET, HUB_CONFIG = 'flwrlabs/celeba', 'img_align+identity+attr'
@@ -32,7 +32,7 @@ def hub_shards(folder:str|Path # a folder holding the parquet shards (in any sub
     for p in sorted(folder.rglob('*.parquet')):
         if '.cache' in p.relative_to(folder).parts: continue          # huggingface_hub's unfinished downloads
         m = _SHARD.match(p.name)
-        if m: found.setdefault({'validation': 'valid'}.get(m[1], m[1]), {})[int(m[2])] = (p, int(m[3]))
+        if m: found.setdefault(split_name(m[1]), {})[int(m[2])] = (p, int(m[3]))
     if not found: raise FaceVAEError(f"no parquet shards named like 'train-00000-of-00019.parquet' under {folder}; "
                                      f"download them with open_faces('hf:{HUB_DATASET}') or pass the folder that holds them")
     out = {}

@@ -10,13 +10,13 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plot_latent_hists', 'plot_kl_per_dim',
-           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'save_fig', 'latent_paths', 'latent_figures']
+           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'latent_paths', 'latent_figures']
 
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
 import torch
-from .core import (FaceVAEError, get_device, atomic_path, check_options, check_writable, image_format,
-                             read_json)
+from .core import (FaceVAEError, get_device, check_options, check_writable, image_format, read_json,
+                             save_fig)
 from .data import attr_index, SPLITS
 from .loss import kl_per_dim
 from .model import load_run
@@ -232,18 +232,6 @@ def encode_split(model, # a trained VAE
 def _open(data, image_size):
     "Open `data` ('generated' or a CelebA folder) at `image_size`, decoding it into the cache the first time."
     return open_faces(data, image_size=image_size)
-
-# %% ../nbs/07_latents.ipynb #6933d371
-def save_fig(fig, # a matplotlib figure
-             path:str|Path, # image file to write (atomically): .png, .jpg, .webp or .tif
-             dpi:int=80 # resolution
-            ) -> Path:
-    "Save `fig` in the format of the file's extension, atomically; close it and return the path."
-    import matplotlib.pyplot as plt
-    path = Path(path); fmt = image_format(path).lower()
-    with atomic_path(path) as tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches='tight')
-    plt.close(fig)
-    return path
 
 # %% ../nbs/07_latents.ipynb #20242e60
 def latent_paths(out:str|Path # the summary figure's file name

@@ -24,7 +24,7 @@ from .core import (FaceVAEError, atomic_path, atomic_write_text, get_device, see
 from .data import CELEBA_ATTRS, attr_index
 from .model import evaluating
 from .generate import model_device, decode_codes
-from .generate import encode_images, _batches
+from .generate import encode_images, image_batches
 
 # %% ../nbs/12_measure.ipynb #fd34e359
 @dataclass
@@ -150,7 +150,7 @@ def predict_attrs(clf:AttrClassifier, # a trained classifier
     dev = model_device(clf)
     idx = torch.arange(len(images)) if index is None else torch.as_tensor(index).long()
     with evaluating(clf):
-        out = [torch.sigmoid(clf(xb).float()).cpu() for xb in _batches(images, idx, batch_size, dev)]
+        out = [torch.sigmoid(clf(xb).float()).cpu() for xb in image_batches(images, idx, batch_size, dev)]
     return torch.cat(out) if out else torch.zeros(0, clf.config.n_attrs)
 
 # %% ../nbs/12_measure.ipynb #1fd5eba1
