@@ -86,7 +86,7 @@ def batches_per_s(it, n, device):
     next(it)   # start-up (worker processes, first transfer) is not part of the rate
     t = time.perf_counter()
     for _ in range(n):
-        x = next(it).to(device, non_blocking=True)
+        next(it).to(device, non_blocking=True)
     if device.type == 'cuda': torch.cuda.synchronize()
     return n/(time.perf_counter() - t)
 

@@ -10,7 +10,7 @@ timed over `--steps` optimizer steps of this project's loop (`fit`: shuffled dev
 autocast, AdamW, KL warm-up) after `--warm` untimed steps (which include torch.compile's compilation, reported
 separately). Seconds per epoch = 162,770 / (images/s). Prints a markdown table (also written to `--md`).
 """
-import argparse, os, sys, time
+import argparse, sys, time
 from pathlib import Path
 
 import numpy as np

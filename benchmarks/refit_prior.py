@@ -6,10 +6,9 @@
 For each run: validation -ELBO (bits/dim, calibrated) under N(0, I) and under the fitted Gaussian prior, and a
 figure with, per run, 16 samples from N(0, I) codes next to 16 from the fitted prior (same noise, temperature 1).
 """
-import argparse, json
+import argparse
 from pathlib import Path
 
-import torch
 import matplotlib; matplotlib.use('agg')
 import matplotlib.pyplot as plt
 

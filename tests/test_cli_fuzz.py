@@ -3,7 +3,6 @@
 Each case must end in exit 0 with a correct result (the run, image or figures it promises) or exit 2 with ONE
 line on stderr; never a traceback. New subcommands and options are covered without editing this file. The cases
 run in-process through `cli.main` on one tiny run (32 px, narrow, 64 generated faces) made once for the module."""
-import math
 
 import pytest
 from PIL import Image
