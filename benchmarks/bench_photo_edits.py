@@ -22,7 +22,7 @@ import torch
 
 def measure(a):
     from facevae_nb.model import load_run
-    from facevae_nb.generate import decode_codes, encode_faces
+    from facevae_nb.generate import decode_codes, to_codes
     from facevae_nb.runs import run_faces, run_split
     from facevae_nb.arithmetic import run_vectors, edit_faces
     from facevae_nb.figures import read_photo_pixels, frame_face, paste_residual
@@ -34,7 +34,8 @@ def measure(a):
     faces = run_faces(a.run); idx = run_split(a.run, faces, 'valid')
     rest = torch.ones(len(faces), dtype=torch.bool); rest[idx] = False
     corr = label_correlation(faces.attrs[rest])
-    V = run_vectors(a.run, model=model)
+    V = run_vectors(a.run, model=model, **({'method': a.method} if a.method else {}),
+                    **({'balanced': True} if a.balanced else {}))         # the run's default vectors unless named
     folder = Path(faces.meta.get('image_dir') or Path(faces.meta['source'])/'img_align_celeba')
     names = a.names.split(',') if a.names else list(TARGETS)
     ws = [0.] + [float(w) for w in (a.weights.split(',') if a.weights else WEIGHTS)]
@@ -46,7 +47,7 @@ def measure(a):
         pick = idx[~faces.attrs[idx, t]][:a.max_faces]
         photos = torch.stack([read_photo_pixels(folder/faces.names[int(i)]) for i in pick])   # uint8 (N,3,109,89)
         framed = frame_face(photos, S)
-        z = encode_faces(model, framed)
+        z = to_codes(model, framed)
         recon = decode_codes(model, z)
         unc = uncorrelated_attrs(corr, name, a.limit); others = torch.arange(len(unc)) != t
         base = {'plain': judge(recon), 'residual': judge(framed)}
@@ -73,6 +74,8 @@ def main(argv=None):
     p.add_argument('--max-faces', type=int, default=300, help='faces per attribute (held-out, lacking it)')
     p.add_argument('--limit', type=float, default=0.2, help='|label correlation| below which counts as uncorrelated')
     p.add_argument('--feather', type=float, default=0.125, help="paste_residual's feather")
+    p.add_argument('--method', default=None, help="run_vectors' method (default: its default)")
+    p.add_argument('--balanced', action='store_true', help="run_vectors' balanced=True")
     p.add_argument('--out', default=None, help='write the rows as JSON here')
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -80,8 +83,8 @@ def main(argv=None):
     t0 = time.time(); rows = measure(a)
     reports = {'plain: the decode (drift vs reconstruction)': rows['plain'],
                'residual: photo + edit (drift vs photo)': rows['residual']}
-    print(f"\n{a.run}, judge {a.classifier}, {rows['plain'][0]['n']} faces per attribute, "
-          f"{time.time() - t0:.0f} s\n")
+    print(f"\n{a.run}, judge {a.classifier}, vectors: run_vectors(method={a.method or 'default'}, "
+          f"balanced={a.balanced}), {rows['plain'][0]['n']} faces per attribute, {time.time() - t0:.0f} s\n")
     print(report_markdown(reports, 0.8))
     print(); print(report_markdown(reports, 0.5, per_weight=False))
     if a.out:
