@@ -482,6 +482,7 @@ def n_workers(workers:int|None, # processes asked for (None: all cores)
     if workers is None: workers = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     return max(0, int(workers)) if workers > 1 else 0
 
+# %% ../nbs/00b_data_files.ipynb #eb2f0f4c
 def decode_all(paths:list, # image files
                image_size:int, crop_frac:float, # the faces' size and framing
                out:np.ndarray, # (N,3,S,S) uint8, memory-mapped from `out_path`
