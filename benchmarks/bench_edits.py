@@ -195,11 +195,11 @@ def moves_markdown(reports, target=0.8):
     return '\n'.join(L)
 
 def measure_run(run, clf, a):
-    from facevae_nb.generate import decode_codes
+    from facevae_nb.generate import decode_codes, vector_for
     from facevae_nb.runs import run_faces, run_split
     from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
-    from facevae_nb.measure import (TARGETS, label_correlation, edit_report, _vector, predict_attrs, attr_accuracy, report_markdown,
+    from facevae_nb.measure import (TARGETS, label_correlation, edit_report, predict_attrs, attr_accuracy, report_markdown,
                                     plot_success_drift, success_point)
     from facevae_nb.core import save_fig
     run = Path(run); model, n_cond = load_variant(run); faces = run_faces(run)
@@ -237,7 +237,7 @@ def measure_run(run, clf, a):
         t1 = time.time()
         reports[lab] = edit_report(model, clf, faces, va, v, names, a.weights, corr=corr, max_faces=a.max_faces, codes=z)
         for r in reports[lab]:   # latent move length w |v| (Euclidean, and Mahalanobis under the training codes' covariance)
-            u = _vector(v, r['attr']).double()
+            u = vector_for(v, r["attr"]).double()
             u = u if u.dim() == 2 else u[None]   # per-face vectors: mean lengths
             r.update(move=r['weight']*float(u.norm(dim=1).mean()),
                      move_mahal=r['weight']*float(((u @ P)*u).sum(1).sqrt().mean()) if u.shape[1] == len(P) else float('nan'),

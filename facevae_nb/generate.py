@@ -4,17 +4,18 @@
 
 # %% ../nbs/06_generate.ipynb #32e65478
 from __future__ import annotations
-import math
+import math, difflib
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'lerp', 'slerp', 'prior_noise', 'latent_walk', 'model_device', 'image_batches', 'encode_images',
-           'decode_codes', 'encode_faces', 'prior_codes', 'add_vectors', 'sample_faces', 'reconstruct_faces',
+           'decode_codes', 'to_codes', 'prior_codes', 'vector_for', 'add_vectors', 'sample_faces', 'reconstruct_faces',
            'recon_grid', 'interpolate_faces', 'walk_faces']
 
 # %% ../nbs/06_generate.ipynb #4b117e79
 import numpy as np
 import torch
 from .core import FaceVAEError, amp_dtype, autocast_to, check_options
+from .data import attr_index
 from .model import evaluating
 
 # %% ../nbs/06_generate.ipynb #6a5e8bcb
@@ -125,12 +126,24 @@ def decode_codes(model, # a VAE (anything with `decode(z)`)
     with evaluating(model):
         return torch.cat([model.decode(zb.to(dev, torch.float32)).float().cpu() for zb in z.split(batch_size)])
 
-def encode_faces(model, # a VAE (anything with `encode(x) -> (mu, logvar)`)
-                 x:torch.Tensor, # images (N,3,H,W) in [0,1], or one image (3,H,W)
-                 batch_size:int=256 # images encoded at once
-                ) -> torch.Tensor:
-    "The posterior means E[z|x] of images, in batches; returns (N, D) on the CPU."
-    return encode_images(model, x[None] if x.dim() == 3 else x, batch_size=batch_size, amp=False)[0]
+def to_codes(model, # a VAE (anything with `encode(x) -> (mu, logvar)`, `image_size` and `latent_dim`)
+             x # images (N,3,H,W) or (3,H,W) (float in [0,1] or uint8), or codes (N, D) or (D,)
+            ) -> torch.Tensor:
+    "Codes (N, D) on the CPU: the posterior means E[z|x] of images (encoded in batches), or the codes themselves."
+    x = torch.as_tensor(x)
+    if x.dim() in (3, 4):
+        if x.shape[-1] != model.image_size or x.shape[-3] != 3:
+            raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), "
+                               f"got shape {tuple(x.shape)}; load photos with data.load_face")
+        if x.dtype != torch.uint8:
+            lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0., 0.)
+            if not (0 <= lo and hi <= 1):                          # NaN fails this too
+                raise FaceVAEError(f"float images must be in [0, 1], but these range from {lo:g} to {hi:g}; "
+                                   "divide 0-255 images by 255 (or pass them as uint8)")
+        return encode_images(model, x[None] if x.dim() == 3 else x, amp=False)[0]
+    if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim:
+        return x.detach().float().cpu().reshape(-1, model.latent_dim)
+    raise FaceVAEError(f"expected images (N,3,H,W) or codes (N,{model.latent_dim}), got shape {tuple(x.shape)}")
 
 # %% ../nbs/06_generate.ipynb #246804f7
 def prior_codes(model, # a VAE: one with a fitted prior (`prior_codes` method) maps the noise through it
@@ -139,24 +152,33 @@ def prior_codes(model, # a VAE: one with a fitted prior (`prior_codes` method) m
     "Standard-normal noise mapped to codes of the model's prior (N(0, I), or the Gaussian fitted after training)."
     return model.prior_codes(eps.to(model_device(model))).cpu() if hasattr(model, 'prior_codes') else eps
 
+def vector_for(vectors, # {name: (D,) direction} (names matched ignoring case), or a (40, D) tensor in CelebA's order
+               name:str # the attribute, e.g. 'Smiling'
+              ) -> torch.Tensor:
+    "The float (D,) vector of `name`; a name without one is one line naming the vectors at hand."
+    if not isinstance(vectors, dict): return torch.as_tensor(vectors)[attr_index(name)].float()
+    key = name if name in vectors else {str(k).lower(): k for k in vectors}.get(str(name).lower())
+    if key is None:
+        close = difflib.get_close_matches(str(name), [str(k) for k in vectors], n=1)   # a typo gets a suggestion
+        raise FaceVAEError(f"no vector for {name!r}{f' (did you mean {close[0]!r}?)' if close else ''}; the vectors "
+                           f"at hand are for: {', '.join(sorted(map(str, vectors)))}")
+    return torch.as_tensor(vectors[key]).float()
+
 def add_vectors(z:torch.Tensor, # codes (N, D)
                 attrs:dict|None, # {name: weight}; names are matched to the keys of `vectors` ignoring case
                 vectors:dict|None # {name: (D,) direction}, e.g. `facevae_nb.arithmetic.run_vectors(run)`
                ) -> torch.Tensor:
-    "The codes moved along named directions, z + sum_k w_k vectors[k]; `z` itself when `attrs` is empty."
+    "The codes moved along named directions, z + sum_k w_k vectors[k] (or per-face amounts); `z` when `attrs` is empty."
     if not attrs: return z
     if vectors is None: raise FaceVAEError("adding attributes needs their vectors: pass "
                                            "vectors=run_vectors(run) (facevae_nb.arithmetic)")
-    lower = {str(k).lower(): k for k in vectors}
-    keys = [k if k in vectors else lower.get(str(k).lower()) for k in attrs]
-    missing = [k for k, v in zip(attrs, keys) if v is None]
-    if missing: raise FaceVAEError(f"no vector for {', '.join(map(repr, missing))}; the "
-                                   f"vectors at hand are for: {', '.join(sorted(vectors))}")
-    for k in keys:                                 # a (1,) or (2, D) tensor would broadcast into a wrong answer
-        if tuple(torch.as_tensor(vectors[k]).shape) != (z.shape[-1],):
-            raise FaceVAEError(f"the vector for {k} has shape {tuple(torch.as_tensor(vectors[k]).shape)}, "
+    vs = [vector_for(vectors, k) for k in attrs]
+    for k, v in zip(attrs, vs):                    # a (1,) or (2, D) tensor would broadcast into a wrong answer
+        if tuple(v.shape) != (z.shape[-1],):
+            raise FaceVAEError(f"the vector for {k} has shape {tuple(v.shape)}, "
                                f"but the codes have {z.shape[-1]} numbers: it must have shape ({z.shape[-1]},)")
-    return z + sum(float(w)*vectors[k].to(z) for k, w in zip(keys, attrs.values()))
+    amount = getattr(vectors, 'amounts', None)     # vectors that move each face by its own amount (arithmetic.AttrVectors)
+    return z + sum((amount(z, k, w).to(z) if amount else float(w))*v.to(z) for k, v, w in zip(attrs, vs, attrs.values()))
 
 def sample_faces(model, # a trained VAE
                  n:int=64, # how many faces
@@ -174,7 +196,7 @@ def reconstruct_faces(model, # a trained VAE
                       x:torch.Tensor # images (N,3,H,W) in [0,1]
                      ) -> torch.Tensor:
     "Decode the posterior means of `x`: the model's reconstructions, (N,3,H,W) on the CPU."
-    return decode_codes(model, encode_faces(model, x))
+    return decode_codes(model, to_codes(model, x))
 
 def recon_grid(model, # a trained VAE
                x:torch.Tensor, # images (N,3,H,W) in [0,1]
@@ -192,18 +214,20 @@ def recon_grid(model, # a trained VAE
 INTERPOLATIONS = {'lerp': lerp, 'slerp': slerp}
 
 def interpolate_faces(model, # a trained VAE
-                      x1:torch.Tensor, # start face(s): (3,H,W) or (B,3,H,W)
-                      x2:torch.Tensor, # end face(s), same shape as `x1`
-                      steps:int=8, # images per path, both ends included
-                      method:str='slerp' # 'slerp' (great circle, norm moves linearly) or 'lerp' (straight line)
+                      a, # start face(s): images (3,H,W) or (B,3,H,W), or codes (D,) or (B, D)
+                      b, # end face(s), as many as in `a`
+                      steps:int=8, # faces per path, both ends included
+                      method='slerp' # 'slerp' (great circle, norm moves linearly), 'lerp' (straight line), or a list of both
                      ) -> torch.Tensor:
-    "Decode the path between the codes of `x1` and `x2`: (B*steps,3,H,W), one row of `steps` per pair."
-    if method not in INTERPOLATIONS:
-        raise FaceVAEError(f"unknown interpolation method {method!r}; use one of {sorted(INTERPOLATIONS)}")
+    "Decode the paths between the codes of `a` and `b`: (M*B*steps,3,H,W), a row of `steps` per method and pair."
+    methods = [method] if isinstance(method, str) else list(method)
+    bad = [m for m in methods if m not in INTERPOLATIONS]
+    if bad or not methods:
+        raise FaceVAEError(f"unknown interpolation method {bad[0] if bad else method!r}; use one of {sorted(INTERPOLATIONS)}")
     if steps < 2: raise FaceVAEError(f"steps must be at least 2 (the two ends), got {steps}")
-    z1, z2 = encode_faces(model, x1), encode_faces(model, x2)
-    path = INTERPOLATIONS[method](z1, z2, torch.linspace(0, 1, steps))   # (steps, B, D)
-    return decode_codes(model, path.transpose(0, 1).reshape(-1, z1.shape[-1]))
+    z1, z2, t = to_codes(model, a), to_codes(model, b), torch.linspace(0, 1, steps)
+    paths = [INTERPOLATIONS[m](z1, z2, t).transpose(0, 1) for m in methods]   # each (B, steps, D)
+    return decode_codes(model, torch.cat(paths).reshape(-1, z1.shape[-1]))
 
 # %% ../nbs/06_generate.ipynb #3f9b0542
 def walk_faces(model, # a trained VAE

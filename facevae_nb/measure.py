@@ -24,7 +24,7 @@ from .core import (FaceVAEError, atomic_path, atomic_write_text, get_device, see
 from .data import CELEBA_ATTRS, attr_index
 from .model import evaluating
 from .generate import model_device, decode_codes
-from .generate import encode_images, image_batches
+from .generate import encode_images, image_batches, vector_for
 
 # %% ../nbs/12_measure.ipynb #fd34e359
 @dataclass
@@ -224,14 +224,6 @@ def uncorrelated_attrs(corr:torch.Tensor, # label correlations (40,40)
     return m
 
 # %% ../nbs/12_measure.ipynb #5129b9f0
-def _vector(vectors, name):
-    "The (D,) vector of `name` from a dict {name: (D,)} or a (40, D) tensor."
-    if isinstance(vectors, dict):
-        if name not in vectors: raise FaceVAEError(f"no vector for {name!r} among {len(vectors)} "
-                                                   "vectors; compute it first (e.g. run_vectors)")
-        return torch.as_tensor(vectors[name]).float()
-    return torch.as_tensor(vectors)[attr_index(name)].float()
-
 def edit_report(model, # a trained VAE
                 clf:AttrClassifier, # the judge: a trained attribute classifier
                 faces, # a `FaceCache`
@@ -253,7 +245,7 @@ def edit_report(model, # a trained VAE
     ws = [0.] + [float(w) for w in weights if float(w) != 0]
     rows = []
     for name in names:
-        t = attr_index(name); v = _vector(vectors, name)
+        t = attr_index(name); v = vector_for(vectors, name)
         sel = (~faces.attrs[index, t]).nonzero().squeeze(1)[:max_faces]
         if len(sel) == 0: raise FaceVAEError(f"none of the {len(index)} faces lacks {name}; pass other faces")
         pick = index[sel]
