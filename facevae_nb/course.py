@@ -13,7 +13,7 @@ __all__ = ['COURSE_ENV', 'DATA_ENV', 'course_dir', 'course_run']
 # %% ../nbs/14_course.ipynb #d1fa8361
 from .core import FaceVAEError, check_options, check_writable, in_test, read_json
 from .runs import LOCK, rng_state, set_rng_state
-from .train import run_training, _what
+from .train_command import run_training, data_label
 
 # %% ../nbs/14_course.ipynb #c0a5e002
 COURSE_ENV, DATA_ENV = 'FACEVAE_COURSE_RUN', 'FACEVAE_DATA'   # environment variables: the course run's folder, its data
@@ -87,15 +87,15 @@ def course_run(data:str|None=None, # 'generated' or a CelebA folder for a new ru
     if _finished(out):
         cfg = read_json(out/'config.json'); have = cfg.get('data', {}).get('data')
         if data is not None and have is not None and not _same_data(data, have):
-            raise FaceVAEError(f"the course run {out} was trained on {_what(have)}, not on {_what(data)}: move it away "
-                               f"(or set {COURSE_ENV} to another folder) to train the course run on {_what(data)}")
+            raise FaceVAEError(f"the course run {out} was trained on {data_label(have)}, not on {data_label(data)}: move it away "
+                               f"(or set {COURSE_ENV} to another folder) to train the course run on {data_label(data)}")
         if epochs is None or epochs <= cfg.get('train', {}).get('epochs', 0):
-            say(f"the course run: {out} (trained on {_what(have)})"); return out
+            say(f"the course run: {out} (trained on {data_label(have)})"); return out
         say(f"training the course run {out} on to {epochs} epochs")
     elif (out/'checkpoints'/'last.json').exists(): say(f"resuming the interrupted course run in {out}")
     else:
         data = data or 'generated'
-        say(f"training the course run on {_what(data)} into {out} (once: every later notebook reuses it)")
+        say(f"training the course run on {data_label(data)} into {out} (once: every later notebook reuses it)")
         with _same_rng():
             more.update(epochs=epochs or 5, max_minutes=max_minutes or 10)
             return Path(run_training(str(data), out=str(out), preset='default', image_size=64, n_faces=n_faces,

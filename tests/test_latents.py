@@ -33,7 +33,7 @@ def test_latent_figures_writes_pngs(tmp_path):
 # plumbing: a real training run (run_training) with a holdout, in a folder of its own; too much set-up for the page
 def test_latent_figures_on_a_holdout_run(tmp_path):
     "A real (tiny) training run with a holdout: the figures encode exactly the held-out faces, found from config.json."
-    from facevae_nb.train import run_training
+    from facevae_nb.train_command import run_training
     from facevae_nb.runs import run_faces, run_split
     rng = np.random.default_rng(2)
     src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (40, 22, 18, 3), dtype=np.uint8),
@@ -55,7 +55,7 @@ def test_latent_figures_on_a_holdout_run(tmp_path):
 def test_latent_figures_on_a_run_without_validation_faces(tmp_path):
     "A run trained on a subset that lies inside the official training split: the figures show its training faces."
     import warnings
-    from facevae_nb.train import run_training
+    from facevae_nb.train_command import run_training
     rng = np.random.default_rng(3)
     src = write_celeba(tmp_path/'celeba', rng.integers(0, 256, (30, 22, 18, 3), dtype=np.uint8),
                        rng.random((30, 40)) < 0.5, np.zeros(30, int))            # no 'valid' faces, no holdout
