@@ -139,3 +139,11 @@ def test_notebooks_follow_notebook_order():
             if nb[m] > f.stem and m not in NB_LATER_OK and (f.stem, m) not in NB_LATER_OK:
                 bad.append(f'{f.name} imports {m} ({nb[m]})')
     assert not bad, 'a notebook imports a later notebook\'s module:\n' + '\n'.join(bad)
+
+
+def test_sample_command_does_not_load_matplotlib():
+    "`facevae sample --attr` needs arithmetic, not plotting: importing it (and the CLI) leaves matplotlib unloaded."
+    import subprocess, sys
+    code = "import sys, facevae_nb.cli, facevae_nb.arithmetic; print(sorted(m for m in sys.modules if m.startswith('matplotlib'))[:3])"
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == '[]', r.stdout + r.stderr
