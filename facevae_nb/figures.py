@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DEFAULT_WEIGHTS', 'plot_grid', 'attribute_strip', 'random_codes', 'average_code', 'attribute_grid', 'morph_faces',
-           'photo_frame', 'frame_face', 'paste_residual', 'edit_photo', 'read_photo_pixels', 'read_photo',
-           'edit_to_file', 'edit_strip_to_file']
+__all__ = ['DEFAULT_WEIGHTS', 'plot_grid', 'attribute_strip', 'random_codes', 'average_code', 'attribute_grid', 'photo_frame',
+           'frame_face', 'paste_residual', 'edit_photo', 'read_photo_pixels', 'read_photo', 'edit_to_file',
+           'edit_strip_to_file']
 
 # %% ../nbs/08b_figures.ipynb #ea26337f
 import numpy as np
@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image, ImageOps
-from .core import FaceVAEError, get_device, image_grid, save_grid, check_new_file
-from .data import CELEBA_ATTRS, attr_index, load_face, crop_box
+from .core import FaceVAEError, get_device, image_grid, save_grid, save_fig, check_new_file
+from .data import attr_index, load_face, crop_box
 from .model import load_run
-from .generate import INTERPOLATIONS, decode_codes, prior_noise, _prior
+from .generate import decode_codes, prior_noise, prior_codes, to_codes, vector_for
 from .runs import run_dir, run_faces, run_split, split_or_train
-from .latents import save_fig
-from .arithmetic import run_vectors, to_codes, edit_codes, edit_faces, parse_attrs, _names, _check_method
+from .arithmetic import run_vectors, edit_codes, edit_faces, parse_attrs, attr_names, check_method
 
 # %% ../nbs/08b_figures.ipynb #e9c3679e
 def plot_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], row by row
@@ -54,12 +53,6 @@ def plot_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], row by row
 # %% ../nbs/08b_figures.ipynb #a5b5f71a
 DEFAULT_WEIGHTS = (-3, -2, -1, 0, 1, 2, 3, 4)
 
-def _vector(vectors:dict, name) -> torch.Tensor:
-    name = CELEBA_ATTRS[attr_index(name)]
-    if name not in vectors: raise FaceVAEError(f"no vector for {name!r}; the vectors at hand "
-                                               f"are for: {', '.join(sorted(vectors))}")
-    return vectors[name]
-
 def attribute_strip(model, # a trained VAE
                     z_or_images, # the faces: codes (N, D) or images (N,3,H,W) (one face: (D,) or (3,H,W))
                     name:str, # the attribute, e.g. 'Smiling' (any case)
@@ -67,7 +60,7 @@ def attribute_strip(model, # a trained VAE
                     weights=DEFAULT_WEIGHTS # the weights, one column each (0: the reconstruction)
                    ) -> torch.Tensor:
     "Decoded faces (N*len(weights),3,H,W): row i is face i with `name`'s vector added at each weight."
-    z, v = to_codes(model, z_or_images), _vector(vectors, name)
+    z, v = to_codes(model, z_or_images), vector_for(vectors, name)
     w = torch.as_tensor([float(x) for x in weights])
     return decode_codes(model, (z[:, None, :] + w[None, :, None]*v).reshape(-1, z.shape[1]))
 
@@ -77,12 +70,12 @@ def random_codes(model, # a trained VAE
                  seed:int=0 # the same seed gives the same codes
                 ) -> torch.Tensor:
     "`n` codes from the model's prior (as `sample_faces` draws them): (n, D)."
-    return _prior(model, prior_noise(n, model.latent_dim, temperature, seed))
+    return prior_codes(model, prior_noise(n, model.latent_dim, temperature, seed))
 
 def average_code(model # a trained VAE
                 ) -> torch.Tensor:
     "The code of the average face: the mean of the model's prior (after training, of the training codes): (1, D)."
-    return _prior(model, torch.zeros(1, model.latent_dim))
+    return prior_codes(model, torch.zeros(1, model.latent_dim))
 
 # %% ../nbs/08b_figures.ipynb #2dbbeb29
 def attribute_grid(model, # a trained VAE
@@ -95,20 +88,6 @@ def attribute_grid(model, # a trained VAE
     z = to_codes(model, z_or_image)
     if len(z) != 1: raise FaceVAEError(f"attribute_grid shows one face; got {len(z)} (use attribute_strip for several)")
     return torch.cat([attribute_strip(model, z, n, vectors, weights) for n in names])
-
-# %% ../nbs/08b_figures.ipynb #2bfb1c7e
-def morph_faces(model, # a trained VAE
-                a, # the start face: an image (3,H,W) or a code (D,)
-                b, # the end face, the same kind
-                steps:int=8, # faces per row, both ends included
-                methods=('lerp', 'slerp') # one row per interpolation ('lerp' and/or 'slerp')
-               ) -> torch.Tensor:
-    "Decoded faces (len(methods)*steps,3,H,W) along the path from `a` to `b`, one row per method."
-    bad = [m for m in methods if m not in INTERPOLATIONS]
-    if bad: raise FaceVAEError(f"unknown interpolation {bad[0]!r}; use one of {sorted(INTERPOLATIONS)}")
-    if steps < 2: raise FaceVAEError(f"steps must be at least 2 (the two ends), got {steps}")
-    za, zb, t = to_codes(model, a)[0], to_codes(model, b)[0], torch.linspace(0, 1, steps)
-    return decode_codes(model, torch.cat([INTERPOLATIONS[m](za, zb, t) for m in methods]))
 
 # %% ../nbs/08b_figures.ipynb #1fb6f207
 def photo_frame(w:int, # the photo's width in pixels
@@ -166,15 +145,17 @@ def paste_residual(photo, # a photo (3,H,W) or photos of one size (N,3,H,W), uin
     x0, x1, y0, y1 = max(0, math.floor(l)), min(W, math.ceil(l + s)), max(0, math.floor(t)), min(H, math.ceil(t + s))
     out = x.clone()
     if s < S: r = F.interpolate(r, size=(max(1, round(s)),)*2, mode='bicubic', antialias=True)   # a coarser photo
-    cx, cy = torch.arange(x0, x1) + 0.5, torch.arange(y0, y1) + 0.5      # pixel centres, in photo pixels
-    gx, gy = (cx - l)/s*2 - 1, (cy - t)/s*2 - 1                          # ... in the frame (-1 and 1: its edges)
-    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None].expand(len(x), -1, -1, -1)
-    up = F.grid_sample(r, grid, mode='bicubic', padding_mode='border', align_corners=False)
-    f = feather*s
-    m = _ramp(cy, t, t + s, f, t > 0, t + s < H)[:, None]*_ramp(cx, l, l + s, f, l > 0, l + s < W)[None, :]
-    box = x[..., y0:y1, x0:x1]
-    y = ((box.float()/255 if x.dtype == torch.uint8 else box.float()) + m*up).clamp(0, 1)
-    out[..., y0:y1, x0:x1] = (y*255).round().to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
+    cx = torch.arange(x0, x1) + 0.5                                     # pixel centres, in photo pixels
+    gx, mx = (cx - l)/s*2 - 1, _ramp(cx, l, l + s, feather*s, l > 0, l + s < W)   # in the frame: -1 and 1 its edges
+    for a in range(y0, y1, 256):                                         # 256 rows at a time: big photos fit in memory
+        cy = torch.arange(a, min(a + 256, y1)) + 0.5
+        grid = torch.stack(torch.broadcast_tensors(gx[None, :], ((cy - t)/s*2 - 1)[:, None]), -1)
+        up = F.grid_sample(r, grid[None].expand(len(x), -1, -1, -1), mode='bicubic', padding_mode='border',
+                           align_corners=False)
+        m = _ramp(cy, t, t + s, feather*s, t > 0, t + s < H)[:, None]*mx[None, :]
+        box = out[..., a:a + len(cy), x0:x1]                             # a view: written in place
+        y = ((box.float()/255 if x.dtype == torch.uint8 else box.float()) + m*up).clamp(0, 1)
+        box[...] = (y*255).round().to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
     return out.reshape(torch.as_tensor(photo).shape)
 
 # %% ../nbs/08b_figures.ipynb #67f4e687
@@ -247,7 +228,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                  method:str='mean', # how the vectors are estimated: 'mean' (difference of means) or 'regression'
                  balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                  keep:str|None=None, # attributes to keep fixed, comma-separated, e.g. Male,Young
-                 view:str|None=None, # 'photo' (default with --image): the photo, its size, edited; 'reconstruction': 3 faces
+                 view:str|None=None, # 'photo' (with --image, the default): the photo at its own size, edited; 'reconstruction': input, reconstruction, edit at the model's size
                  device:str|None=None # 'cuda', 'mps', 'cpu' or None for the best available
                 ) -> Path:
     "Edit one face (a photo or a validation face of the run) with attribute vectors, write an image; returns the path."
@@ -255,7 +236,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
     if (image is None) == (index is None):
         raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
                            + (", not both" if image is not None else ""))
-    attrs, name = parse_attrs(attr), (_names([strip])[0] if strip else None)
+    attrs, name = parse_attrs(attr), (attr_names([strip])[0] if strip else None)
     ws = _parse_weights(weights) if name else None
     if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "
                                                       "(repeatable) and/or --strip NAME")
@@ -267,7 +248,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
             "a strip (--strip) is drawn from decoded faces" if name else "a face of the run (--index) has no photo")
             + ": leave out --view photo")
     as_photo = image is not None and name is None and view != 'reconstruction'
-    _check_method(method, balanced); keep = _names(keep)
+    check_method(method, balanced); keep = attr_names(keep)
     model = load_run(run, device=get_device(device))
     run = run_dir(run)
     if image is not None: x = read_photo(image, model.image_size)
@@ -296,7 +277,7 @@ def edit_strip_to_file(run:str|Path, # a run folder
                        device:str|None=None # where to run the model
                       ) -> Path:
     "Write a labelled figure: per attribute, `n` validation faces that lack it, with it added at each weight."
-    names, ws = _names(names), _parse_weights(weights)
+    names, ws = attr_names(names), _parse_weights(weights)
     model = load_run(run, device=get_device(device))
     run = run_dir(run)
     faces = run_faces(run); idx = run_split(run, faces, 'valid'); V = run_vectors(run, method, model=model)

@@ -23,9 +23,9 @@ from fastcore.basics import patch
 from .core import FaceVAEError, one_thread
 from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
-from .generate import encode_faces, decode_codes, lerp, slerp, model_device
+from .generate import to_codes, interpolate_faces, decode_codes, lerp, slerp, model_device
 from .arithmetic import run_vectors, attribute_vectors, edit_faces
-from .figures import attribute_grid, morph_faces, read_photo, read_photo_pixels, paste_residual
+from .figures import attribute_grid, read_photo, read_photo_pixels, paste_residual
 from .runs import run_faces, split_or_train
 
 # %% ../nbs/09_widgets.ipynb #91b936d7
@@ -216,7 +216,7 @@ def set_image(self:EditExplorer, x:torch.Tensor, # the face (3,S,S) in [0,1]
     self.photo = None if photo is None else _fit_photo(photo, self.photo_size)   # edited at the size it is shown
     self.view.disabled = self.photo is None
     with self._one_thread():
-        self.z = encode_faces(self.model, x)                 # (1, D): the cached code
+        self.z = to_codes(self.model, x)                 # (1, D): the cached code
         self.xhat = decode_codes(self.model, self.z)[0]
         self.recon.value = to_png(self.xhat)
     self._on_view()
@@ -393,7 +393,7 @@ class MorphExplorer(_Explorer):
         "The cached code (D,) and reconstruction of face `i` of the split; encoded on first use."
         if i not in self.codes:
             with self._one_thread():
-                z = encode_faces(self.model, self.faces.get(int(self.index[i])))
+                z = to_codes(self.model, self.faces.get(int(self.index[i])))
                 self.codes[i] = (z[0], to_png(decode_codes(self.model, z)[0]))
         return self.codes[i]
 
@@ -432,7 +432,7 @@ class MorphExplorer(_Explorer):
     def strip(self, steps:int=8 # images on the path, both ends included
              ) -> torch.Tensor:
         "The whole path as the slider would show it: (steps,3,H,W)."
-        return morph_faces(self.model, self.za, self.zb, steps, methods=[self.method.value])
+        return interpolate_faces(self.model, self.za, self.zb, steps, self.method.value)
 
 # %% ../nbs/09_widgets.ipynb #551dc4c3
 def morph_explorer(run:str|Path|None=None, # a run folder written by `facevae train`

@@ -235,3 +235,79 @@ def test_installed_bad_value_is_one_line(tmp_path):
     r = subprocess.run([_installed(), 'latents', '--run', str(tmp_path), '--k', '0'], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr == 'facevae latents: error: k=0 is too small: it must be at least 1\n', r.stderr
+
+
+# --- photo-preserving edits (issue 19): `facevae edit --image` gives back the photo, at its own size --------------------
+
+def _pixels(p):
+    "The file's pixels, upright, as uint8 (H,W,3) (what a viewer shows)."
+    from PIL import Image, ImageOps
+    with Image.open(p) as im: return np.asarray(ImageOps.exif_transpose(im).convert('RGB'))
+
+
+def _outside(w, h, image_size):
+    "Bool (h, w): the pixels outside every pixel the face frame of `load_face` touches."
+    import math
+    from facevae_nb.figures import photo_frame
+    l, t, s = photo_frame(w, h, image_size); o = np.ones((h, w), bool)
+    o[max(0, math.floor(t)):math.ceil(t + s), max(0, math.floor(l)):math.ceil(l + s)] = False
+    return o
+
+
+def _photo(path, w, h, seed=0, **save):
+    "A noisy w x h photo (noise: so that any resampling outside the frame would show)."
+    from PIL import Image
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, **save)
+    return path
+
+
+# subprocess: the command as a user runs it; photos smaller and larger than the model, non-square, JPEG and PNG
+def test_edit_photo_at_its_own_size(tiny_run, tmp_path):
+    import torch
+    from facevae_nb.model import load_run
+    from facevae_nb.arithmetic import run_vectors
+    from facevae_nb.figures import read_photo, read_photo_pixels, edit_photo
+    for w, h, ext in [(50, 70, '.jpg'), (400, 300, '.png'), (89, 109, '.png')]:
+        photo = _photo(tmp_path/f'me{w}x{h}{ext}', w, h)
+        r = _facevae('edit', '--run', str(tiny_run), '--image', str(photo), '--attr', 'Smiling=3', '--attr', 'Eyeglasses=2',
+                     '--out', f'edited{w}x{h}.png', cwd=tmp_path)
+        assert r.returncode == 0 and r.stderr == '', r.stderr[-2000:]
+        got, want, o = _pixels(tmp_path/f'edited{w}x{h}.png'), _pixels(photo), _outside(w, h, 32)
+        assert got.shape == (h, w, 3)                                           # the photo's own size
+        assert (got[o] == want[o]).all()                                        # outside the face frame: bit for bit
+        # inside it: the residual edit, exactly as the library makes it (the tiny run's vectors barely move a face,
+        # so the notebook and tests/test_widgets.py check that the frame changes, with vectors that do)
+        model = load_run(tiny_run, device='cpu')
+        lib = edit_photo(model, read_photo_pixels(photo), {'Smiling': 3, 'Eyeglasses': 2}, run_vectors(tiny_run, model=model),
+                         face=read_photo(photo, 32)[0])
+        assert (got == lib.permute(1, 2, 0).numpy()).all()
+        r = _facevae('edit', '--run', str(tiny_run), '--image', str(photo), '--attr', 'Smiling=0',
+                     '--out', f'same{w}x{h}.png', cwd=tmp_path)
+        assert r.returncode == 0 and (_pixels(tmp_path/f'same{w}x{h}.png') == want).all(), r.stderr   # weight 0: the photo
+
+
+# in-process CLI: the 64-pixel view, a phone photo turned by EXIF, and the view's one-line errors (many values)
+def test_edit_photo_views_and_errors(tiny_run, tmp_path, capsys):
+    from PIL import Image
+    photo = _photo(tmp_path/'me.png', 60, 80)
+    assert _main(capsys, 'edit', '--run', str(tiny_run), '--image', str(photo), '--attr', 'Smiling=1', '--view',
+                 'reconstruction', '--out', str(tmp_path/'three.png'))[0] == 0
+    assert Image.open(tmp_path/'three.png').size == (3*32 + 4*2, 32 + 2*2)     # input, reconstruction, edit
+    assert _main(capsys, 'edit', '--run', str(tiny_run), '--image', str(photo), '--strip', 'Smiling', '--weights=-1,0,1',
+                 '--out', str(tmp_path/'strip.png'))[0] == 0
+    assert Image.open(tmp_path/'strip.png').size == (3*32 + 4*2, 32 + 2*2)     # a strip: decoded faces
+    # a photo stored sideways with an EXIF orientation tag comes back upright, at its upright size
+    turned = Image.fromarray(np.asarray(Image.open(photo)).transpose(1, 0, 2)[::-1].copy())   # 80 x 60, turned
+    exif = Image.Exif(); exif[0x0112] = 6
+    turned.save(tmp_path/'phone.jpg', exif=exif.tobytes(), quality=95)
+    assert _main(capsys, 'edit', '--run', str(tiny_run), '--image', str(tmp_path/'phone.jpg'), '--attr', 'Smiling=0',
+                 '--out', str(tmp_path/'upright.png'))[0] == 0
+    assert (_pixels(tmp_path/'upright.png') == _pixels(tmp_path/'phone.jpg')).all()
+    assert _pixels(tmp_path/'upright.png').shape == (80, 60, 3)
+    for extra, msg in [(['--image', str(photo), '--view', 'big'], "unknown view 'big'"),
+                       (['--index', '0', '--view', 'photo'], '(--index) has no photo'),
+                       (['--image', str(photo), '--strip', 'Smiling', '--view', 'photo'], 'a strip (--strip) is drawn'),
+                       (['--image', str(tmp_path/'none.jpg')], "image '" + str(tmp_path/'none.jpg') + "' not found")]:
+        _one_error(*_main(capsys, 'edit', '--run', str(tiny_run), '--attr', 'Smiling=1', *extra,
+                          '--out', str(tmp_path/'bad.png')), 'edit', msg)
+    assert not (tmp_path/'bad.png').exists()
