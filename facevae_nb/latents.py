@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from .core import (FaceVAEError, get_device, check_options, check_writable, image_format, read_json,
                              save_fig)
-from .data import attr_index, SPLITS
+from .data import attr_index, split_name
 from .loss import kl_per_dim
 from .model import load_run
 from .faces import open_faces
@@ -206,8 +206,6 @@ def latent_summary(enc:Encodings, # encodings of many images
     return fig
 
 # %% ../nbs/07_latents.ipynb #bb7043d6
-_SPLITS = (*SPLITS, 'all')   # the dataset's splits, and all of it
-
 def encode_split(model, # a trained VAE
                  data='generated', # a dataset folder, 'generated', or an opened `FaceCache`
                  split:str='valid', # 'train', 'valid', 'test' or 'all'
@@ -217,8 +215,8 @@ def encode_split(model, # a trained VAE
                  index:torch.Tensor|None=None # explicit indices of the split (e.g. from `run_split`), overriding the partition
                 ) -> Encodings:
     "Encode a whole split of a dataset: posterior means, log-variances, attributes and indices."
-    if split not in _SPLITS: raise FaceVAEError(f"split must be one of {_SPLITS}, got {split!r}")
-    cache = data if hasattr(data, 'images') else _open(data, model.image_size)
+    split = split_name(split)                             # 'train', 'valid', 'test' or 'all' ('val' is 'valid')
+    cache = data if hasattr(data, 'images') else open_faces(data, image_size=model.image_size)
     if cache.image_size != model.image_size:
         raise FaceVAEError(f"the data has {cache.image_size}px images but the model was trained on "
                            f"{model.image_size}px; open the data with image_size={model.image_size}")
@@ -228,10 +226,6 @@ def encode_split(model, # a trained VAE
     mu, logvar = encode_images(model, cache.images, idx, batch_size, amp)
     attrs = cache.attrs[idx] if getattr(cache, 'attrs', None) is not None else None
     return Encodings(mu, logvar, attrs, idx, split)
-
-def _open(data, image_size):
-    "Open `data` ('generated' or a CelebA folder) at `image_size`, decoding it into the cache the first time."
-    return open_faces(data, image_size=image_size)
 
 # %% ../nbs/07_latents.ipynb #20242e60
 def latent_paths(out:str|Path # the summary figure's file name
@@ -256,7 +250,7 @@ def latent_figures(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                   ) -> list:
     "Encode a split with the model of `run` and write the latent-space figures; returns their paths."
     check_options(max_images=max_images, k=k, ncols=ncols, threshold=threshold, batch_size=batch_size, seed=seed)
-    if split not in _SPLITS: raise FaceVAEError(f"split must be one of {_SPLITS}, got {split!r}")
+    split = split_name(split)
     if attr is not None: attr_index(attr)                                 # fail on a typo before the slow part
     if order not in ('kl', 'first'): raise FaceVAEError(f"order must be 'kl' or 'first', got {order!r}")
     out = Path(out); image_format(out)
