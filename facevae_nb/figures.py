@@ -59,10 +59,10 @@ def attribute_strip(model, # a trained VAE
                     vectors:dict, # {name: (D,)}, e.g. from `run_vectors`
                     weights=DEFAULT_WEIGHTS # the weights, one column each (0: the reconstruction)
                    ) -> torch.Tensor:
-    "Decoded faces (N*len(weights),3,H,W): row i is face i with `name`'s vector added at each weight."
-    z, v = to_codes(model, z_or_images), vector_for(vectors, name)
-    w = torch.as_tensor([float(x) for x in weights])
-    return decode_codes(model, (z[:, None, :] + w[None, :, None]*v).reshape(-1, z.shape[1]))
+    "Decoded faces (N*len(weights),3,H,W): row i is face i with `name`'s vector added at each weight (`edit_codes`)."
+    z, _ = to_codes(model, z_or_images), vector_for(vectors, name)           # an unknown name: one clear error first
+    zs = torch.stack([edit_codes(z, {name: float(w)}, vectors) for w in weights], 1)   # (N, len(weights), D)
+    return decode_codes(model, zs.reshape(-1, z.shape[1]))
 
 def random_codes(model, # a trained VAE
                  n:int=4, # how many
@@ -225,7 +225,7 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                  strip:str|None=None, # write a strip of this attribute over --weights instead of one edit
                  out:str|Path='edited.png', # image file to write (.png, .jpg, ...), never the --image itself
                  weights:str='-3,-2,-1,0,1,2,3,4', # the strip's weights, comma-separated (on the command line: --weights=-2,0,2)
-                 method:str='mean', # how the vectors are estimated: 'mean' (difference of means) or 'regression'
+                 method:str='per-face', # 'per-face' (balanced vectors, each face its own amount), 'mean' or 'regression'
                  balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                  keep:str|None=None, # attributes to keep fixed, comma-separated, e.g. Male,Young
                  view:str|None=None, # 'photo' (with --image, the default): the photo at its own size, edited; 'reconstruction': input, reconstruction, edit at the model's size
@@ -273,7 +273,7 @@ def edit_strip_to_file(run:str|Path, # a run folder
                        names=('Smiling', 'Eyeglasses', 'Blond_Hair'), # the attributes, one block of rows each
                        weights=(0, 1, 2, 3), # one column each (0: the reconstruction)
                        n:int=4, # faces per attribute
-                       method:str='mean', # how the vectors are estimated
+                       method:str='per-face', # how the vectors are estimated and applied (see `run_vectors`)
                        device:str|None=None # where to run the model
                       ) -> Path:
     "Write a labelled figure: per attribute, `n` validation faces that lack it, with it added at each weight."

@@ -163,7 +163,8 @@ class EditExplorer(_Explorer):
                  photo_size:int=320 # longest side, in pixels, of an uploaded photo as shown
                 ):
         self.model, self.faces, self.index = model, faces, torch.as_tensor(index)
-        self.vectors = {a: torch.as_tensor(v).float().reshape(-1).cpu() for a, v in vectors.items()}
+        self.vectors = vectors if hasattr(vectors, 'amounts') else {     # per-face amounts (AttrVectors) kept as they are
+            a: torch.as_tensor(v).float().reshape(-1).cpu() for a, v in vectors.items()}
         self.rng, self.weight_range = random.Random(seed), weight_range
         self.weights, self.latency, self._quiet = {}, [], False
         self.display_size, self.photo_size, self.photo = display_size, photo_size, None
@@ -319,7 +320,7 @@ def edit_explorer(run:str|Path|None=None, # a run folder written by `facevae tra
                   model=None, # or a VAE ...
                   faces=None, # ... and its `FaceCache`
                   vectors:dict|None=None, # attribute name -> (D,) direction (default: the run's, or estimated from `faces`)
-                  method:str='mean', # how the default vectors are estimated: 'mean' or 'regression' (see `run_vectors`)
+                  method:str='per-face', # how the default vectors are estimated: 'per-face', 'mean' or 'regression' (see `run_vectors`)
                   balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                   keep=(), # attributes to keep fixed: their directions are projected out of the others
                   split='valid', # the faces to choose from: a split name or their indices

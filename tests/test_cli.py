@@ -263,7 +263,6 @@ def _photo(path, w, h, seed=0, **save):
 
 # subprocess: the command as a user runs it; photos smaller and larger than the model, non-square, JPEG and PNG
 def test_edit_photo_at_its_own_size(tiny_run, tmp_path):
-    import torch
     from facevae_nb.model import load_run
     from facevae_nb.arithmetic import run_vectors
     from facevae_nb.figures import read_photo, read_photo_pixels, edit_photo
@@ -311,3 +310,38 @@ def test_edit_photo_views_and_errors(tiny_run, tmp_path, capsys):
         _one_error(*_main(capsys, 'edit', '--run', str(tiny_run), '--attr', 'Smiling=1', *extra,
                           '--out', str(tmp_path/'bad.png')), 'edit', msg)
     assert not (tmp_path/'bad.png').exists()
+
+
+# --- the demo's judge: a real (tiny) demo run in-process, its printed lines read back -------------------------------
+
+DEMO_TINY = ['--minutes', '0.5', '--epochs', '1', '--n-faces', '200', '--image-size', '32', '--device', 'cpu', '--quiet']
+SUCCESS_LINE = r'  (\w+): success ([01]\.\d\d) \(([01]\.\d\d)\) of (\d+) faces'
+
+
+def _demo_success(stdout):
+    "{attribute: (success, success at weight 0, faces)} from the demo's printed lines."
+    import re
+    return {m[1]: (float(m[2]), float(m[3]), int(m[4])) for line in stdout.splitlines()
+            if (m := re.fullmatch(SUCCESS_LINE, line))}
+
+
+# a whole (tiny) demo: too slow for the notebook's second demo run; no timing is asserted, only what is printed
+def test_demo_prints_the_judges_success_for_each_edit(tmp_path, capsys):
+    assert cli.main(['demo', '--out', str(tmp_path/'demo'), *DEMO_TINY]) == 0
+    out = capsys.readouterr().out
+    found = _demo_success(out)
+    assert list(found) == list(cli.DEMO_ATTRS), out                       # one line each, in the strip's order
+    for name, (s, s0, n) in found.items(): assert 0 <= s <= 1 and 0 <= s0 <= 1 and n > 0, (name, out)
+    assert 'judged by a classifier trained on the generated faces' in out
+    judge = tmp_path/'demo'/'judge'/'classifier.safetensors'
+    made = judge.stat().st_mtime_ns
+    assert cli.main(['demo', '--out', str(tmp_path/'demo'), *DEMO_TINY]) == 0       # continued: the same judge, reused
+    assert _demo_success(capsys.readouterr().out).keys() == found.keys() and judge.stat().st_mtime_ns == made
+
+
+# a user's file where the judge would go (a folder given with --force) is refused, not replaced
+def test_demo_never_replaces_a_users_file_in_judge(tmp_path, capsys):
+    mine = tmp_path/'demo'/'judge'/'classifier.safetensors'; mine.parent.mkdir(parents=True); mine.write_bytes(b'mine')
+    _one_error(*_main(capsys, 'demo', '--out', str(tmp_path/'demo'), '--force', *DEMO_TINY), 'demo',
+               f'{mine} was not written by facevae')
+    assert mine.read_bytes() == b'mine'
