@@ -85,7 +85,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
          force:bool=False # write into an existing non-empty folder that is not a facevae run (its files are never overwritten or deleted)
         ) -> Path:
     "Train a VAE on generated faces, then write samples, latent figures and an edit strip; returns the run folder."
-    from facevae_nb.train import run_training
+    from facevae_nb.train_command import run_training
     from facevae_nb.generate import sample_to_file
     from facevae_nb.latents import latent_figures, latent_paths
     from facevae_nb.runs import claim
@@ -111,7 +111,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
 
 # %% ../nbs/10_cli.ipynb #91b1d20b
 COMMANDS = {
-    'train':   ('facevae_nb.train:run_training',      'train a VAE and write a run folder '
+    'train':   ('facevae_nb.train_command:run_training', 'train a VAE and write a run folder '
                                                       '(config, weights, metrics, figures)'),
     'sample':  ('facevae_nb.generate:sample_to_file', 'write a grid of new faces sampled from a trained run'),
     'latents': ('facevae_nb.latents:latent_figures',  'write figures of how the latent variables are distributed'),

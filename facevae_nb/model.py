@@ -5,7 +5,7 @@
 # %% ../nbs/03_model.ipynb #6ed50e8e
 from __future__ import annotations
 import json, math, numbers, difflib, contextlib
-from dataclasses import dataclass, asdict, field, fields
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 # %% auto #0
@@ -15,7 +15,6 @@ __all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'VAE', 'evaluating',
 # %% ../nbs/03_model.ipynb #0de32352
 import torch
 from torch import nn
-import torch.nn.functional as F
 from .core import FaceVAEError, atomic_path, get_device, check_options
 
 # %% ../nbs/03_model.ipynb #133e8132
@@ -72,14 +71,15 @@ PRESETS = {
 }
 
 # %% ../nbs/03_model.ipynb #5e9941f4
-_TRAIN_DEFAULTS = {
-    'seed': dict(optimizer='adam', lr=1e-3, weight_decay=0.0, batch_size=128, kl_warmup_epochs=0, grad_clip=None),
-    'default': dict(optimizer='adam', lr=1e-3, weight_decay=0.0, batch_size=128, kl_warmup_epochs=0, grad_clip=None),
+_RECIPE = dict(optimizer='adam', lr=1e-3, weight_decay=0.0, batch_size=128, kl_warmup_epochs=0, grad_clip=None)
+_TRAIN_DEFAULTS = {   # both presets train with the same Adam recipe; they differ only in the learning-rate schedule
+    'seed': dict(_RECIPE, schedule='constant', warmup=0.0),       # the classic recipe: a fixed learning rate
+    'default': dict(_RECIPE, schedule='cosine', warmup=0.02),     # linear warm-up over 2% of the run, then a cosine
 }
 
 def preset_train_defaults(preset:str='default' # 'seed' or 'default'
                          ) -> dict:
-    "The optimizer settings each preset was designed with (the training loop uses them when not overridden)."
+    "The training recipe each preset was designed with (the training loop uses it when not overridden)."
     return dict(_TRAIN_DEFAULTS[_check_preset(preset)])
 
 # %% ../nbs/03_model.ipynb #48f81a86

@@ -59,7 +59,6 @@ def remove_own(run:str|Path, # the run folder
 
 # %% ../nbs/13_runs.ipynb #a1f0c005
 LOCK = '.facevae-lock'   # in a run folder while a training writes there: its pid, host and start time
-_HELD = {}               # run folders this process has locked: resolved path -> nesting depth
 
 def _boot_id():
     try: return Path('/proc/sys/kernel/random/boot_id').read_text().strip()
@@ -84,6 +83,7 @@ def _alive(info:dict) -> bool:
     if p is None: return True
     return p[0] not in ('Z', 'X') and (info.get('proc_start') in (None, p[1]))   # a zombie, or the pid was reused
 
+# %% ../nbs/13_runs.ipynb #1aa5d72c
 def _lock_info(lock):
     try: d = json.loads(Path(lock).read_text())
     except (OSError, ValueError): return {}
@@ -121,6 +121,9 @@ def _take_lock(lock:Path) -> dict:
                                f"end, or use another --out (if that process is gone, delete {lock})")
         _take_over(lock, info)
     raise FaceVAEError(f"could not take the lock {lock}: other processes keep taking it; use another --out")
+
+# %% ../nbs/13_runs.ipynb #22ea8ee5
+_HELD = {}               # run folders this process has locked: resolved path -> nesting depth
 
 @contextlib.contextmanager
 def run_lock(run:str|Path # the run folder (created if needed)

@@ -4,27 +4,22 @@
 
 # %% ../nbs/05_train.ipynb #7b4ae9b6
 from __future__ import annotations
-import os, sys, json, math, time, contextlib
-from dataclasses import dataclass, asdict, fields, replace
+import sys, json, math, time, contextlib
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['simple_fit', 'TrainConfig', 'train_config', 'lr_factor', 'time_progress', 'kl_weight_at', 'evaluate', 'train_step',
-           'make_optimizer', 'Trainer', 'fit', 'fit_run_prior', 'run_training']
+           'make_optimizer', 'TrainState', 'Trainer', 'fit', 'fit_run_prior']
 
 # %% ../nbs/05_train.ipynb #ff5961a7
-import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
 from .core import *
-from .model import (VAE, VAEConfig, make_vae, save_vae, load_vae, vae_metadata, preset_train_defaults,
-                             unwrap_model, evaluating)
-from .loss import vae_loss, kl_divergence, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
-from .data import FaceLoader
-from .faces import open_faces
-from .runs import (LOCK, claim, is_run, open_run, save_checkpoint, load_checkpoint,
-                             write_metrics, plot_losses,
+from .model import save_vae, load_vae, vae_metadata, preset_train_defaults, unwrap_model, evaluating
+from .loss import vae_loss, kl_to_prior, gaussian_prior, calibrated_nelbo_bpd, psnr_from_mse
+from .runs import (claim, open_run, save_checkpoint, load_checkpoint, write_metrics, plot_losses,
                              rng_state, set_rng_state)
 
 # %% ../nbs/05_train.ipynb #2d6998be
@@ -41,7 +36,7 @@ def simple_fit(model:nn.Module, # a VAE
     return losses
 
 # %% ../nbs/05_train.ipynb #25ea4bce
-_D = preset_train_defaults('default')       # the one source of the optimizer defaults (model notebook)
+_D = preset_train_defaults('default')       # the one source of the recipe's defaults (model notebook)
 
 @dataclass
 class TrainConfig:
@@ -51,8 +46,8 @@ class TrainConfig:
     lr:float=_D['lr'] # peak learning rate
     optimizer:str=_D['optimizer'] # 'adam' or 'adamw'
     weight_decay:float=_D['weight_decay'] # decoupled weight decay (AdamW only)
-    schedule:str='cosine' # 'cosine' (linear warm-up, then cosine decay) or 'constant'
-    warmup:float=0.02 # fraction of the run spent warming the LR up from ~0
+    schedule:str=_D['schedule'] # 'cosine' (linear warm-up, then cosine decay) or 'constant'
+    warmup:float=_D['warmup'] # fraction of the run spent warming the LR up from ~0
     min_lr_frac:float=0.01 # final LR as a fraction of `lr`
     kl_warmup_epochs:float=_D['kl_warmup_epochs'] # epochs over which the KL weight ramps linearly from 0 to 1 (0: no warm-up)
     grad_clip:float|None=_D['grad_clip'] # clip the global gradient norm to this (None or 0: no clipping)
@@ -76,14 +71,11 @@ class TrainConfig:
             raise FaceVAEError(f"schedule={self.schedule!r}: use 'cosine' or 'constant'")
 
 # %% ../nbs/05_train.ipynb #006f0e93
-_OPTIM_KEYS = ('optimizer', 'lr', 'weight_decay', 'batch_size', 'kl_warmup_epochs', 'grad_clip')
-
-def train_config(preset:str='default', # 'seed' or 'default': starts from this preset's optimizer settings
+def train_config(preset:str='default', # 'seed' or 'default': starts from this preset's recipe (`preset_train_defaults`)
                  **overrides # any `TrainConfig` field; None values are ignored
                 ) -> TrainConfig:
     "A `TrainConfig` for `preset`, with overrides."
-    kw = {k: v for k, v in preset_train_defaults(preset).items() if k in _OPTIM_KEYS}
-    if preset == 'seed': kw.update(schedule='constant', warmup=0.0)   # the classic recipe: Adam, fixed LR
+    kw = preset_train_defaults(preset)
     names = {f.name for f in fields(TrainConfig)}
     bad = [k for k in overrides if k not in names]
     if bad: raise FaceVAEError(f"unknown training option(s) {bad}; valid ones: {sorted(names)}")
@@ -199,51 +191,92 @@ def make_optimizer(model:nn.Module, # the model
               dict(params=[p for p in ps if p.dim() < 2], weight_decay=0.0)]
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
-# %% ../nbs/05_train.ipynb #7dbd7dfb
+# %% ../nbs/05_train.ipynb #43fb2d95
 _SUMS = ('n', 'loss', 'recon', 'kl', 'mse')   # the epoch's running sums: images, and per-image terms times images
 
+@dataclass
+class TrainState:
+    "Everything that changes while a run trains; a checkpoint saves it with the optimizer, scaler and RNG states."
+    step:int=0 # optimizer steps taken (a skipped step counts: the data moved on)
+    epoch:int=0 # epochs finished
+    batch:int=0 # batches done in the current epoch
+    elapsed:float=0.0 # seconds of training in this run's earlier sessions (resumes add up)
+    sec_per_step:float=0.0 # running estimate of the seconds per step, for a time budget (0: not measured yet)
+    lr_scale:float=1.0 # the LR back-off: multiplied by `nan_backoff` after every non-finite step
+    skipped:int=0 # steps skipped for a non-finite loss or gradient
+    bad_run:int=0 # non-finite steps in a row
+    best:dict|None=None # the metrics row of the best model so far
+    metrics:list=field(default_factory=list) # one row per epoch
+    losses:list=field(default_factory=list) # [step, mean training loss] every `log_every` steps: the loss curve
+    epoch_sums:dict=field(default_factory=lambda: dict.fromkeys(_SUMS, 0.0)) # this epoch's running sums (`_SUMS`)
+    log_sums:list=field(default_factory=lambda: [0.0, 0]) # [summed loss, steps] since the last loss-curve point
+    time_stop:float|None=None # the budget (seconds) at which a time stop was decided, so that a resume honours it
+
+_OLD_NAMES = dict(dt='sec_per_step', acc='epoch_sums', log='log_sums')   # the state's keys in older checkpoints
+
+def _state_from(saved:dict) -> TrainState:
+    "A `TrainState` from a checkpoint's dict (older checkpoints: other names for three fields, newer fields missing)."
+    s = {_OLD_NAMES.get(k, k): v for k, v in saved.items()}
+    if isinstance(s.get('epoch_sums'), list): s['epoch_sums'] = dict(zip(_SUMS, s['epoch_sums']))   # kept as a list once
+    return TrainState(**{f.name: s[f.name] for f in fields(TrainState) if f.name in s})
+
+# %% ../nbs/05_train.ipynb #7dbd7dfb
 class Trainer:
-    "The state of one training run; `fit` creates it, optionally `restore`s it, and `run`s it."
+    "One training run: model, optimizer, loaders and its `TrainState`; `fit` creates it, may `restore` it, `run`s it."
     def __init__(self, model, train_dl, valid_dl=None, cfg=None, out=None, device=None, quiet=None,
                  clock=time.perf_counter):
         self.cfg = cfg = cfg or train_config(unwrap_model(model).config.preset)
-        self.dev = dev = get_device(device); self.quiet = in_test() if quiet is None else quiet
-        self.rank, self.ws = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if _dist() else (0, 1)
+        self.device = dev = get_device(device); self.quiet = in_test() if quiet is None else quiet
+        self.rank, self.world_size = ((torch.distributed.get_rank(), torch.distributed.get_world_size()) if _dist()
+                                      else (0, 1))
         self.main, self.out = self.rank == 0, Path(out) if out is not None else None
         self.model = unwrap_model(model).to(dev)
         # precision, layout and threads: decided by what the device has (core's `device_settings`), or by cfg
-        self.settings = device_settings(dev, amp=cfg.amp, channels_last=cfg.channels_last, processes=self.ws)
+        self.settings = device_settings(dev, amp=cfg.amp, channels_last=cfg.channels_last, processes=self.world_size)
         if self.settings.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = make_optimizer(self.model, cfg)
-        self.adt = self.settings.amp_dtype
+        self.amp_dtype = self.settings.amp_dtype        # autocast dtype of the forward pass (None: float32)
         self.scaler = torch.amp.GradScaler(dev.type, enabled=self.settings.grad_scaler)
         self.train_dl, self.valid_dl = train_dl, valid_dl
-        self.spe = len(train_dl); self.total = max(1, cfg.epochs * self.spe)
-        self.budget = cfg.max_minutes * 60 if cfg.max_minutes else None
-        self.st = dict(step=0, epoch=0, batch=0, elapsed=0.0, dt=0.0, lr_scale=1.0, skipped=0, bad_run=0, best=None,
-                       metrics=[], losses=[], acc=dict.fromkeys(_SUMS, 0.0), log=[0.0, 0], time_stop=None)
+        self.steps_per_epoch = len(train_dl); self.total_steps = max(1, cfg.epochs * self.steps_per_epoch)
+        self.budget = cfg.max_minutes * 60 if cfg.max_minutes else None   # seconds, or None
+        self.state = TrainState()
         vx = _first_images(valid_dl) if self.main and self.out is not None else None   # before any RNG is restored
         self.valid_x = vx.to(dev) if vx is not None else None
-        self.timer = clock                              # the only source of time: tests pass a fake clock
-        self.lr, self.klw, self.t0 = cfg.lr, 0.0, clock()
+        self.clock = clock                              # the only source of time: tests pass a fake clock
+        self.t0 = clock()                               # when this session started
+        self.lr, self.kl_weight = cfg.lr, 0.0           # the last step's learning rate and KL weight
+        self._wrapped = None                            # see `wrapped_model`
 
 def _first_images(loader, n=8):
     if loader is None: return None
     for b in loader: return _images(b)[:n].float()
+
+# %% ../nbs/05_train.ipynb #bf7cca29
+@patch(as_prop=True)
+def wrapped_model(self:Trainer) -> nn.Module:
+    "The model as trained: wrapped for DDP and/or `torch.compile` on first use (after a `restore`, so the wrappers see the restored weights)."
+    if self._wrapped is None:
+        m = self.model
+        if self.world_size > 1:
+            m = nn.parallel.DistributedDataParallel(m, device_ids=[self.device] if self.device.type == 'cuda' else None)
+        self._wrapped = torch.compile(m) if self.cfg.compile else m
+    return self._wrapped
 
 # %% ../nbs/05_train.ipynb #c73c56d1
 @patch
 def checkpoint(self:Trainer, best:bool=False):
     "Save weights + state (rank 0 only)."
     if self.out is None or not self.main: return
-    state = dict(self.st, optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(), rng=rng_state(),
-                 config=asdict(self.cfg), world_size=self.ws)
+    state = dict(asdict(self.state), optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(), rng=rng_state(),
+                 config=asdict(self.cfg), world_size=self.world_size)
     state['elapsed'] = self.elapsed(sync=False)[0]
     save_checkpoint(self.out/'checkpoints', self.model, state, best=best)
 
+# %% ../nbs/05_train.ipynb #ce54366c
 @patch
 def restore(self:Trainer) -> bool:
-    "Load the last checkpoint in `out`, if there is one: weights, optimizer, scaler, `st`, RNG states."
+    "Load the last checkpoint in `out`, if there is one: weights, optimizer, scaler, `state`, RNG states."
     ck = load_checkpoint(self.out/'checkpoints') if self.out is not None else None
     if ck is None: return False
     w = ck['weights']
@@ -257,21 +290,19 @@ def restore(self:Trainer) -> bool:
                            f"({len(bad)} weights differ, e.g. {bad[0] if bad else '?'}), so config.json is not this "
                            "run's: put the run's own config.json back, or start a new run with another --out") from e
     s = ck['state']; self.opt.load_state_dict(s['optimizer']); self.scaler.load_state_dict(s['scaler'])
-    self.st.update({k: s[k] for k in self.st if k in s}); set_rng_state(s['rng'])   # older checkpoints lack newer keys
-    # and kept these sums as a list
-    if isinstance(self.st['acc'], list): self.st['acc'] = dict(zip(_SUMS, self.st['acc']))
-    self.t0 = self.timer()
-    if not self.quiet and self.main: print(f"resuming from step {self.st['step']} (epoch "
-                                           f"{self.st['epoch']+1}, batch {self.st['batch']})")
+    self.state = _state_from(s); set_rng_state(s['rng'])
+    self.t0 = self.clock()
+    if not self.quiet and self.main: print(f"resuming from step {self.state.step} (epoch "
+                                           f"{self.state.epoch+1}, batch {self.state.batch})")
     return True
 
 # %% ../nbs/05_train.ipynb #f905ca0f
 @patch
 def elapsed(self:Trainer, sync:bool=True) -> list:
     "[seconds of training so far, seconds per step]; under DDP, rank 0's."
-    v = [self.st['elapsed'] + self.timer() - self.t0, self.st['dt']]
-    if sync and self.ws > 1 and self.budget:
-        v = torch.tensor(v, dtype=torch.float64, device=self.dev); torch.distributed.broadcast(v, 0); v = v.tolist()
+    v = [self.state.elapsed + self.clock() - self.t0, self.state.sec_per_step]
+    if sync and self.world_size > 1 and self.budget:
+        v = torch.tensor(v, dtype=torch.float64, device=self.device); torch.distributed.broadcast(v, 0); v = v.tolist()
     return v
 
 # %% ../nbs/05_train.ipynb #fa0ee81d
@@ -284,25 +315,26 @@ def _epoch_figures(model, out, e, n, valid_x, seed):
         save_grid(torch.cat([valid_x.cpu(), m.reconstruct(valid_x).cpu()]),
                   out/'figures'/f'recon_e{e:03d}.png', nrow=len(valid_x))
 
+# %% ../nbs/05_train.ipynb #cbdfd30c
 @patch
 def end_of_epoch(self:Trainer) -> bool:
     "Record a metrics row, evaluate, write figures and files; returns whether this is the best model so far."
-    st, a = self.st, self.st['acc']; n = max(a['n'], 1)
-    row = dict(epoch=round(st['epoch'] + st['batch']/self.spe, 4), step=st['step'], loss=a['loss']/n,
-               recon=a['recon']/n, kl=a['kl']/n, mse=a['mse']/n, kl_weight=self.klw, lr=self.lr,
-               skipped=st['skipped'], minutes=round(self.elapsed()[0]/60, 3))
-    st['acc'], best = dict.fromkeys(_SUMS, 0.0), self.main
+    s, a = self.state, self.state.epoch_sums; n = max(a['n'], 1)
+    row = dict(epoch=round(s.epoch + s.batch/self.steps_per_epoch, 4), step=s.step, loss=a['loss']/n,
+               recon=a['recon']/n, kl=a['kl']/n, mse=a['mse']/n, kl_weight=self.kl_weight, lr=self.lr,
+               skipped=s.skipped, minutes=round(self.elapsed()[0]/60, 3))
+    s.epoch_sums, best = dict.fromkeys(_SUMS, 0.0), self.main
     if self.main and self.valid_dl is not None:
-        v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.adt is not None)
+        v = evaluate(self.model, self.valid_dl, seed=self.cfg.seed, amp=self.amp_dtype is not None)
         row.update(val_psnr=v['psnr'], val_mse=v['mse'], val_kl=v['kl'], val_nelbo_bpd=v['nelbo_bpd'])
-        best = st['best'] is None or v['nelbo_bpd'] < st['best']['val_nelbo_bpd']
-    if best: st['best'] = dict(row)
-    st['metrics'] = st['metrics'] + [row]
+        best = s.best is None or v['nelbo_bpd'] < s.best['val_nelbo_bpd']
+    if best: s.best = dict(row)
+    s.metrics = s.metrics + [row]
     if self.out is not None and self.main:
-        _epoch_figures(self.model, self.out, len(st['metrics']), self.cfg.n_samples, self.valid_x, self.cfg.seed)
-        write_metrics(self.out, st['metrics'])
+        _epoch_figures(self.model, self.out, len(s.metrics), self.cfg.n_samples, self.valid_x, self.cfg.seed)
+        write_metrics(self.out, s.metrics)
         claim(self.out, 'figures/loss.png', 'model.safetensors')
-        plot_losses(st['metrics'], st['losses'], self.out/'figures'/'loss.png')
+        plot_losses(s.metrics, s.losses, self.out/'figures'/'loss.png')
         if best: save_vae(self.model, self.out/'model.safetensors', metadata=dict(row, source='best validation -ELBO'))
     if not self.quiet and self.main:
         print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()))
@@ -313,30 +345,31 @@ def end_of_epoch(self:Trainer) -> bool:
 def step(self:Trainer, x:torch.Tensor, # a batch of images
          progress:float # position in the run, for the LR schedule
         ) -> dict:
-    "Train on one batch and update `st`; raises `FaceVAEError` after too many non-finite steps in a row."
-    st, cfg = self.st, self.cfg
-    self.lr = cfg.lr * lr_factor(progress, cfg) * st['lr_scale']
+    "Train on one batch and update `state`; raises `FaceVAEError` after too many non-finite steps in a row."
+    s, cfg = self.state, self.cfg
+    self.lr = cfg.lr * lr_factor(progress, cfg) * s.lr_scale
     for g in self.opt.param_groups: g['lr'] = self.lr
-    self.klw = kl_weight_at(st['step'], self.spe, cfg)
-    x = x.to(self.dev, non_blocking=True)
+    self.kl_weight = kl_weight_at(s.step, self.steps_per_epoch, cfg)
+    if not self.model.training: self.model.train()     # e.g. called on its own, after an `evaluate`
+    x = x.to(self.device, non_blocking=True)
     if self.settings.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-    ok, L = train_step(self.tmodel, x, self.opt, self.scaler, self.klw, self.adt, cfg.grad_clip)
-    st['step'] += 1; st['batch'] += 1
+    ok, L = train_step(self.wrapped_model, x, self.opt, self.scaler, self.kl_weight, self.amp_dtype, cfg.grad_clip)
+    s.step += 1; s.batch += 1
     if ok:
-        n = len(x); st['bad_run'] = 0
-        for k in _SUMS: st['acc'][k] += n if k == 'n' else L[k]*n       # per-image sums over the epoch so far
-        st['log'] = [st['log'][0] + L['loss'], st['log'][1] + 1]
+        n = len(x); s.bad_run = 0
+        for k in _SUMS: s.epoch_sums[k] += n if k == 'n' else L[k]*n       # per-image sums over the epoch so far
+        s.log_sums = [s.log_sums[0] + L['loss'], s.log_sums[1] + 1]
         return L
-    st['skipped'] += 1; st['bad_run'] += 1; st['lr_scale'] *= cfg.nan_backoff
-    if self.main: print(f"step {st['step']}: non-finite loss ({L['loss']}) or gradient; update skipped, "
-                        f"LR scale now {st['lr_scale']:.3g}", file=sys.stderr)
-    if st['bad_run'] >= cfg.nan_patience:
+    s.skipped += 1; s.bad_run += 1; s.lr_scale *= cfg.nan_backoff
+    if self.main: print(f"step {s.step}: non-finite loss ({L['loss']}) or gradient; update skipped, "
+                        f"LR scale now {s.lr_scale:.3g}", file=sys.stderr)
+    if s.bad_run >= cfg.nan_patience:
         last = self.out/'checkpoints'/'last.json' if self.out is not None else None
         where = (f"the last good checkpoint ({last}, step {read_json(last)['step']}) is intact; "
                  if last is not None and last.exists() else '')
-        raise FaceVAEError(f"training stopped: the loss or gradient was non-finite for {st['bad_run']} "
-                           f"steps in a row (epoch {st['epoch']+1}, batch {st['batch']}, step "
-                           f"{st['step']}) even after lowering the LR to {self.lr:.3g}. {where}check "
+        raise FaceVAEError(f"training stopped: the loss or gradient was non-finite for {s.bad_run} "
+                           f"steps in a row (epoch {s.epoch+1}, batch {s.batch}, step "
+                           f"{s.step}) even after lowering the LR to {self.lr:.3g}. {where}check "
                            "the data for corrupt images, try a lower --lr or --no-amp, then --resume.")
     return L
 
@@ -345,52 +378,47 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
 def run(self:Trainer) -> dict:
     "Train to the end or the time budget; returns dict(metrics, losses, step, epoch, stopped, best)."
     # one loop, kept whole so that the order of step, log, checkpoint and time stop reads top to bottom
-    st, cfg, spe = self.st, self.cfg, self.spe
-    if self.rank: torch.manual_seed(cfg.seed * 1000 + self.rank + st['step'] * 7919)   # DDP: each rank its own noise
-    self.tmodel = self.model
-    if self.ws > 1:
-        self.tmodel = nn.parallel.DistributedDataParallel(self.model,
-                                                          device_ids=[self.dev] if self.dev.type == 'cuda' else None)
-    if cfg.compile: self.tmodel = torch.compile(self.tmodel)
+    s, cfg, spe = self.state, self.cfg, self.steps_per_epoch
+    if self.rank: torch.manual_seed(cfg.seed * 1000 + self.rank + s.step * 7919)   # DDP: each rank its own noise
+    self.wrapped_model                                  # wrap now, after a `restore` (DDP broadcasts rank 0's weights)
     if self.main and not self.quiet: print(f'precision: {self.settings}')   # the hardware's choice, in one line
     threads = torch.get_num_threads()
-    if self.dev.type == 'cpu': torch.set_num_threads(self.settings.threads)
+    if self.device.type == 'cpu': torch.set_num_threads(self.settings.threads)
     from tqdm.auto import tqdm
-    pbar = tqdm(total=self.total, initial=st['step'], disable=self.quiet or not self.main,
+    pbar = tqdm(total=self.total_steps, initial=s.step, disable=self.quiet or not self.main,
                 leave=False, dynamic_ncols=True)
-    step0, t0 = st['step'], self.elapsed()[0]
+    step0, t0 = s.step, self.elapsed()[0]
     # a time stop is decided once and saved in the checkpoint: a resume honours it unless the budget was raised
-    stopped = 'time' if self.budget and st['time_stop'] is not None and self.budget <= st['time_stop'] else 'done'
-    if st['epoch'] >= cfg.epochs and self.main and not self.quiet:
+    stopped = 'time' if self.budget and s.time_stop is not None and self.budget <= s.time_stop else 'done'
+    if s.epoch >= cfg.epochs and self.main and not self.quiet:
         print(f"this run has already trained its {cfg.epochs} epochs; pass a larger --epochs to train longer")
     self.model.train()
     try:
-        while st['epoch'] < cfg.epochs and stopped == 'done':
-            for b in (self.train_dl.iter_from(st['epoch'], st['batch']) if st['batch'] < spe else []):
-                t, dt = self.elapsed(); ts = self.timer()
+        while s.epoch < cfg.epochs and stopped == 'done':
+            for b in (self.train_dl.iter_from(s.epoch, s.batch) if s.batch < spe else []):
+                t, dt = self.elapsed(); ts = self.clock()
                 # seconds per step: the recent compute time, or the average wall time of this session's steps when that is
                 # larger (it includes the loader and each epoch's validation, figures and checkpoint)
-                if dt and st['step'] > step0: dt = max(dt, (t - t0)/(st['step'] - step0))
-                pt, stop = time_progress(st['step'], t, dt, self.budget) if self.budget else (0.0, False)
-                if stop: stopped, st['time_stop'] = 'time', self.budget; break
-                L = self.step(_images(b), max((st['step'] + 1) / self.total, pt))
-                d = self.timer() - ts                   # seconds per step for the budget (not the 1st: warm-up)
-                st['dt'] = 0.0 if st['step'] == 1 else d if st['dt'] == 0 else 0.8*st['dt'] + 0.2*d
-                if st['step'] % cfg.log_every == 0 or st['batch'] == spe:
-                    if st['log'][1]: st['losses'] = st['losses'] + [[st['step'], st['log'][0] / st['log'][1]]]
-                    pbar.set_postfix(loss=f"{L['loss']:.4g}", lr=f'{self.lr:.2e}', refresh=False); st['log'] = [0.0, 0]
+                if dt and s.step > step0: dt = max(dt, (t - t0)/(s.step - step0))
+                pt, stop = time_progress(s.step, t, dt, self.budget) if self.budget else (0.0, False)
+                if stop: stopped, s.time_stop = 'time', self.budget; break
+                L = self.step(_images(b), max((s.step + 1) / self.total_steps, pt))
+                d = self.clock() - ts                   # seconds per step for the budget (not the 1st: warm-up)
+                s.sec_per_step = 0.0 if s.step == 1 else d if s.sec_per_step == 0 else 0.8*s.sec_per_step + 0.2*d
+                if s.step % cfg.log_every == 0 or s.batch == spe:
+                    if s.log_sums[1]: s.losses = s.losses + [[s.step, s.log_sums[0] / s.log_sums[1]]]
+                    pbar.set_postfix(loss=f"{L['loss']:.4g}", lr=f'{self.lr:.2e}', refresh=False); s.log_sums = [0.0, 0]
                 pbar.update(1)
-                if cfg.ckpt_every and st['step'] % cfg.ckpt_every == 0 and st['batch'] < spe and not st['bad_run']:
+                if cfg.ckpt_every and s.step % cfg.ckpt_every == 0 and s.batch < spe and not s.bad_run:
                     self.checkpoint()
-            if stopped == 'done': st['epoch'] += 1; st['batch'] = 0
-            if stopped == 'done' or (st['batch'] and st['step'] > step0): self.checkpoint(self.end_of_epoch())
+            if stopped == 'done': s.epoch += 1; s.batch = 0
+            if stopped == 'done' or (s.batch and s.step > step0): self.checkpoint(self.end_of_epoch())
             else: self.checkpoint()              # stopped at an epoch start or before any step: save the decision
     finally: pbar.close(); torch.set_num_threads(threads)
     if stopped == 'time' and self.main and not self.quiet:
-        print(f"time budget of {cfg.max_minutes} min reached at step {st['step']}; to train longer, resume with a "
+        print(f"time budget of {cfg.max_minutes} min reached at step {s.step}; to train longer, resume with a "
               "larger --max-minutes (it counts all the training time of the run)")
-    return dict(metrics=st['metrics'], losses=st['losses'], step=st['step'], epoch=st['epoch'],
-                stopped=stopped, best=st['best'])
+    return dict(metrics=s.metrics, losses=s.losses, step=s.step, epoch=s.epoch, stopped=stopped, best=s.best)
 
 # %% ../nbs/05_train.ipynb #f1dd24be
 def fit(model:nn.Module, # the VAE to train (moved to `device`)
@@ -409,18 +437,6 @@ def fit(model:nn.Module, # the VAE to train (moved to `device`)
         t = Trainer(model, train_dl, valid_dl, cfg, out=out, device=device, quiet=quiet, clock=clock)
         if resume: t.restore()
         return t.run()
-
-# %% ../nbs/05_train.ipynb #9b7bddcf
-def _init_distributed(device):
-    "Join the process group when started by torchrun; returns (rank, world_size, local_rank, we_started_it)."
-    ws = int(os.environ.get('WORLD_SIZE', '1'))
-    if ws <= 1: return 0, 1, 0, False
-    rank, local = int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', '0'))
-    if _dist(): return rank, ws, local, False
-    cuda = torch.cuda.is_available() and (device is None or str(device).startswith('cuda'))
-    if cuda: torch.cuda.set_device(local)
-    torch.distributed.init_process_group('nccl' if cuda else 'gloo')
-    return rank, ws, local, True
 
 # %% ../nbs/05_train.ipynb #c606da32
 @torch.no_grad()
@@ -446,201 +462,3 @@ def fit_run_prior(out:str|Path, # the run folder (its model.safetensors is updat
     save_vae(m, f, metadata=dict(meta, prior=f"Gaussian fitted to {res['n_images']} training faces"))
     claim(out, 'prior.json'); atomic_write_text(out/'prior.json', json.dumps(res, indent=1))
     return res
-
-# %% ../nbs/05_train.ipynb #e8b94595
-def _splits(cache, holdout, limit):
-    "(train, valid) cache indices: the official split, or the last `holdout` images by name held out."
-    if holdout and holdout >= len(cache): raise FaceVAEError(f"holdout={holdout} leaves nothing to "
-                                                             f"train on ({len(cache)} images)")
-    tr, va = cache.indices('train', holdout), cache.indices('valid', holdout)
-    if limit: tr = tr[:limit]
-    if len(tr) == 0: raise FaceVAEError(f"the training split of {cache.path} is empty; pass "
-                                        "--holdout N to hold out the last N images instead")
-    return tr, va
-
-# %% ../nbs/05_train.ipynb #a1f0c010
-_NEW_RUN = dict(data='generated', preset='default', image_size=64, epochs=10, n_faces=20000, seed=0, ckpt_every=500)
-_RUN_FILES = ('config.json', 'model.safetensors', 'prior.json', 'metrics.csv', 'metrics.jsonl', 'figures/loss.png',
-              'checkpoints/last.json', 'checkpoints/best.json')
-
-def _parse_widths(widths):
-    "A tuple of positive channel counts from '32,64,128' (or a list/tuple); None stays None."
-    return None if widths is None else tuple(int(w) for w in check_options(widths=widths)['widths'])
-
-def _check_out(out:Path, force:bool):
-    "Refuse a non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
-    if not out.is_dir() or force or is_run(out): return
-    other = sorted(p.name for p in out.iterdir() if p.name != LOCK)
-    if other:
-        raise FaceVAEError(f"{out} is not empty ({len(other)} entries, e.g. {other[0]!r}) and is not a "
-                           "facevae run folder: choose a new or empty --out, or pass --force to write "
-                           "into it (facevae never overwrites or deletes files it did not write)")
-
-def _what(data): return 'generated faces' if data == 'generated' else str(data)
-
-def _saved_run(out:Path, resume:bool, given:dict, say) -> dict|None:
-    "The config.json of the run to resume (None: a new run); refuses what cannot be proven to continue the same run."
-    cfg_file, last = out/'config.json', out/'checkpoints'/'last.json'
-    if not resume:
-        if last.exists(): raise FaceVAEError(f"{out} already holds a training run; pass "
-                                             "--resume to continue it, or choose another --out")
-        return None
-    if not cfg_file.exists():
-        if last.exists():
-            raise FaceVAEError(f"cannot resume {out}: its config.json is missing, so nothing shows which settings its "
-                               "checkpoints belong to; put config.json back, or start a new run with another --out")
-        say(f"nothing to resume in {out}: starting a new run"); return None
-    saved = read_json(cfg_file)
-    if not (isinstance(saved, dict) and {'model', 'train', 'data'} <= saved.keys()):
-        raise FaceVAEError(f"cannot resume {out}: {cfg_file} is not a facevae run config; use another --out")
-    m, d, t = saved['model'], saved['data'], saved['train']
-    if given['data'] is not None and given['data'] != d.get('data'):
-        raise FaceVAEError(f"{out} is a run on {_what(d.get('data'))}, not on "
-                           f"{_what(given['data'])}: use another --out for a new run (or "
-                           f"continue that run with `facevae train --out {out} --resume` and no --data)")
-    have = dict(preset=m.get('preset'), image_size=d.get('image_size'), latent_dim=m.get('latent_dim'),
-                widths=tuple(m.get('widths') or ()), holdout=d.get('holdout') or None, limit=d.get('limit'),
-                seed=d.get('seed'), n_faces=d.get('n_faces') if d.get('data') == 'generated' else None,
-                batch_size=t.get('batch_size'),
-                weight_decay=t.get('weight_decay'), kl_warmup_epochs=t.get('kl_warmup_epochs'))
-    for k, h in have.items():
-        v = given.get(k)
-        if v is None or (k == 'n_faces' and h is None): continue
-        if k == 'holdout': v = v or None
-        if v != h:
-            opt = '--' + k.replace('_', '-')
-            fmt = lambda x: ','.join(map(str, x)) if isinstance(x, tuple) else 'none' if x is None else x
-            raise FaceVAEError(f"{out} was trained with {opt} {fmt(h)}, not {fmt(v)}, and a resumed run keeps its "
-                               f"settings: drop {opt} to continue that run, or use another --out for a new run")
-    return saved
-
-# %% ../nbs/05_train.ipynb #a740414e
-_SPEC = ('data', 'image_size', 'holdout', 'limit', 'n_faces', 'seed')   # what a run's data is: config.json's `data`
-
-def _model_and_recipe(out:Path, resume:bool, opts:dict, say) -> tuple:
-    "(model, TrainConfig, data spec): a resumed run's from its config.json (with what a resume may change), or new"
-    given = {k: opts[k] for k in ('data', 'preset', 'image_size', 'latent_dim', 'widths', 'holdout', 'limit', 'seed',
-                                  'n_faces', 'batch_size', 'weight_decay', 'kl_warmup_epochs')}
-    saved = _saved_run(out, resume, given, say)
-    if saved:
-        asked = dict(epochs=opts['epochs'], max_minutes=opts['max_minutes'], lr=opts['lr'], grad_clip=opts['grad_clip'],
-                     ckpt_every=opts['ckpt_every'], amp=opts['amp'])
-        new = {k: v for k, v in asked.items() if v is not None}
-        changed = {k: v for k, v in new.items() if saved['train'].get(k) != v}
-        if changed:
-            say('resuming with ' + ', '.join(f"{k}={v} (was {saved['train'].get(k)})" for k, v in changed.items()))
-        train = dict(saved['train'])
-        if 'settings' not in saved:     # from before the hardware rule, when amp/channels_last=True meant "where it pays"
-            train.update({k: None for k in ('amp', 'channels_last') if train.get(k) is True})
-        cfg = TrainConfig(**dict(train, **new))
-        cfg.compile = opts['compile']
-        spec = {k: saved['data'][k] for k in _SPEC}
-        seed_everything(spec['seed'])
-        return VAE(VAEConfig(**saved['model'])), cfg, spec
-    unset = [k for k in ('data', 'preset', 'image_size', 'n_faces', 'seed', 'ckpt_every') if opts[k] is None]
-    o = dict(opts, **{k: _NEW_RUN[k] for k in unset})
-    seed_everything(o['seed'])
-    model = make_vae(o['preset'], o['image_size'], latent_dim=o['latent_dim'], widths=o['widths'])
-    cfg = train_config(o['preset'], epochs=_NEW_RUN['epochs'] if o['epochs'] is None else o['epochs'],
-                       batch_size=o['batch_size'], lr=o['lr'], kl_warmup_epochs=o['kl_warmup_epochs'],
-                       grad_clip=o['grad_clip'], weight_decay=o['weight_decay'], amp=o['amp'], compile=o['compile'],
-                       max_minutes=o['max_minutes'], ckpt_every=o['ckpt_every'], seed=o['seed'])
-    return model, cfg, {k: o[k] for k in _SPEC}
-
-def _open_data(spec:dict, rebuild:bool, rank:int, ws:int):
-    "The run's face cache: rank 0 builds it (once, or again with `rebuild`), then the other processes open it."
-    if rank == 0: cache = open_faces(spec['data'], image_size=spec['image_size'], n=spec['n_faces'], rebuild=rebuild)
-    if ws > 1: torch.distributed.barrier()
-    if rank != 0: cache = open_faces(spec['data'], image_size=spec['image_size'], n=spec['n_faces'])
-    return cache
-
-def _loaders(cache, cfg:TrainConfig, spec:dict, dev, rank:int, ws:int) -> tuple:
-    "(train indices, valid indices, training loader of this process's shard, validation loader on rank 0 or None)."
-    tr, va = _splits(cache, spec['holdout'], spec['limit'])
-    train_dl = FaceLoader(cache, tr, batch_size=cfg.batch_size // ws, shuffle=True, flip=True, device=dev,
-                          seed=cfg.seed, rank=rank, world_size=ws)
-    valid_dl = (FaceLoader(cache, va, batch_size=256, shuffle=False, flip=False, device=dev, drop_last=False)
-                if rank == 0 and len(va) else None)
-    if rank == 0 and not len(va):
-        print(f"warning: {spec['data']} has no validation images in its partition; no validation scores, and "
-              "model.safetensors will be the last epoch's model. Pass --holdout N to validate on the last N "
-              "images.", file=sys.stderr)
-    return tr, va, train_dl, valid_dl
-
-def _write_config(out:Path, model, cfg:TrainConfig, spec:dict, ws:int, dev):
-    "RUN/config.json: the model, the recipe, the data and the hardware's settings, all a resume or an audit needs."
-    hw = device_settings(dev, amp=cfg.amp, channels_last=cfg.channels_last, processes=ws)
-    atomic_write_text(out/'config.json',
-                      json.dumps(dict(format='facevae-run', model=asdict(model.config), train=asdict(cfg),
-                                      data=spec, world_size=ws, torch=torch.__version__,
-                                      settings=asdict(hw)), indent=1))
-
-# %% ../nbs/05_train.ipynb #1810aaf4
-def run_training(data:str|None=None, # 'generated' (built-in procedural faces), a CelebA folder (official, torchvision or Kaggle layout, or the Hub's parquet shards) or 'hf:flwrlabs/celeba'; a new run's default: generated
-                 out:str='runs/run', # run folder: config, checkpoints, metrics, figures, model.safetensors
-                 preset:str|None=None, # model and recipe: 'default' or 'seed' (the classic CelebA VAE); a new run's default: default
-                 image_size:int|None=None, # image side in pixels, a multiple of 16 such as 64 or 128; a new run's default: 64
-                 epochs:int|None=None, # passes over the training split (10 for a new run; with --resume the saved value, or more to train longer)
-                 batch_size:int|None=None, # global batch size, split across processes (the preset's if unset: 128)
-                 lr:float|None=None, # peak learning rate (the preset's if unset; with --resume, a new value applies from there on)
-                 latent_dim:int|None=None, # latent dimensions (the preset's if unset)
-                 widths:str|None=None, # encoder channels per stage, comma-separated, e.g. '32,64,128,256' (the preset's if unset)
-                 max_minutes:float|None=None, # stop cleanly after this many minutes of training (counted across resumes); the LR schedule ends annealed
-                 resume:bool=False, # continue the run in --out exactly where its last checkpoint left off (settings come from its config.json)
-                 seed:int|None=None, # seed for initialisation, data order, flips and noise (a new run's default: 0)
-                 device:str|None=None, # 'cuda', 'cpu', 'mps', 'cuda:1', ... (the best available if unset)
-                 amp:bool|None=None, # mixed precision; unset: what the hardware runs natively (bf16 on CPUs with AMX/AVX512_BF16 and GPUs from compute capability 8.0, fp16 + GradScaler on 7.x GPUs, else float32: see `facevae speed`); --amp autocasts even where emulated, --no-amp trains in float32
-                 compile:bool=False, # torch.compile the model (faster on GPUs once compiled)
-                 holdout:int|None=None, # validate on the last N images by file name and train on the rest (instead of the official split)
-                 limit:int|None=None, # train on at most this many images (quick experiments)
-                 n_faces:int|None=None, # with --data generated: how many faces to generate (a new run's default: 20000)
-                 kl_warmup_epochs:float|None=None, # epochs of linear KL warm-up (the preset's if unset)
-                 grad_clip:float|None=None, # clip the gradient norm to this, 0 = off (the preset's if unset; with --resume, a new value applies)
-                 weight_decay:float|None=None, # AdamW weight decay (the preset's if unset)
-                 ckpt_every:int|None=None, # steps between checkpoints, 0 = only at epoch ends (a new run's default: 500)
-                 force:bool=False, # write into an existing non-empty folder that is not a facevae run (its files are never overwritten or deleted)
-                 rebuild_cache:bool=False, # decode the data again even when its cache is up to date
-                 quiet:bool=False # no progress bar or per-epoch lines
-                ) -> Path:
-    "Train a VAE on faces and write a run folder; returns its path. Works under `torchrun` (DDP)."
-    # long only in its signature: each parameter is a documented command-line option of `facevae train`
-    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes,
-                  seed=seed, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
-                  grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
-    if data not in (None, 'generated') and Path(data).expanduser().exists():
-        data = str(Path(data).expanduser().resolve())
-    opts = dict(data=data, preset=preset, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
-                latent_dim=latent_dim, widths=_parse_widths(widths), max_minutes=max_minutes, seed=seed, amp=amp,
-                compile=compile, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
-                grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every)
-    rank, ws, local, started = _init_distributed(device)
-    say = (lambda msg: None) if quiet or in_test() or rank else print
-    try:
-        ddp_gpu = ws > 1 and torch.cuda.is_available() and device in (None, 'cuda')   # each process its own GPU
-        dev = torch.device('cuda', local) if ddp_gpu else get_device(device)
-        out = Path(out).expanduser()
-        # read-only checks before anything is written
-        if rank == 0: check_writable(out, folder=True); _check_out(out, force)
-        with (open_run(out) if rank == 0 else contextlib.nullcontext()):  # one training per folder (rank 0 writes)
-            model, cfg, spec = _model_and_recipe(out, resume, opts, say)
-            if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be "
-                                                       f"divisible by the {ws} processes")
-            # refuses now, not after training, a file that is not ours
-            if rank == 0: claim(out, *_RUN_FILES)
-            cache = _open_data(spec, rebuild_cache, rank, ws)
-            tr, va, train_dl, valid_dl = _loaders(cache, cfg, spec, dev, rank, ws)
-            if rank == 0:
-                _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws,
-                              dev)
-                say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x "
-                    f"{cfg.epochs} epochs{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
-            fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
-            if rank == 0 and (out/'model.safetensors').exists():
-                pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
-                                                   drop_last=False), valid_dl)
-                if pr['fitted']:
-                    say(f"prior refitted to {pr['n_images']} training faces: validation "
-                        f"{pr['standard']['nelbo_bpd']:.3f} -> {pr['fitted']['nelbo_bpd']:.3f} bits/dim")
-        return out
-    finally:
-        if started: torch.distributed.destroy_process_group()

@@ -15,15 +15,16 @@ def _bench(*args, cwd=ROOT):
 def test_bench_edits_end_to_end(tmp_path, one_thread):
     "Train a classifier, measure a run: the tables are printed and the plot is written."
     from facevae_nb.faces import generated_celeba
-    from facevae_nb.train import run_training
+    from facevae_nb.train_command import run_training
     src = generated_celeba(300, root=tmp_path/'gen')
     run = run_training(str(src), out=str(tmp_path/'run'), image_size=32, latent_dim=8, widths='8,16,32', epochs=1,
                        batch_size=32, holdout=60, quiet=True)
     out = _bench('--train-classifier', tmp_path/'clf', '--data', src, '--holdout', 60, '--image-size', 32, '--epochs', 1)
     assert 'holdout (60 faces)' in out and (tmp_path/'clf'/'classifier.safetensors').is_file()
-    out = _bench(run, '--classifier', tmp_path/'clf', '--out', tmp_path/'out', '--methods', 'mean,regression,random',
+    out = _bench(run, '--classifier', tmp_path/'clf', '--out', tmp_path/'out', '--methods', 'per-face,mean,regression,random',
                  '--max-faces', 8, '--weights', '1,2')
-    for s in ('| mean |', '| regression |', '| random (same Mahalanobis length) |', 'per attribute (mean)'): assert s in out, out
+    for s in ('| per-face (balanced; the default) |', '| mean |', '| regression |', '| random (same Mahalanobis length as mean) |',
+              'per attribute (per-face (balanced; the default))', 'latent move at success 0.80'): assert s in out, out
     assert (tmp_path/'out'/'run_success_drift.png').stat().st_size > 1000
 
 

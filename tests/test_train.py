@@ -14,7 +14,8 @@ from facevae_nb.core import FaceVAEError, seed_everything, device_settings
 from facevae_nb.data import FaceCache, FaceLoader
 from facevae_nb.model import make_vae
 from facevae_nb.runs import load_checkpoint
-from facevae_nb.train import fit, run_training, train_config, Trainer
+from facevae_nb.train import fit, train_config, Trainer
+from facevae_nb.train_command import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--image-size', '32', '--latent-dim', '16', '--widths', '16,32,64', '--n-faces', '400', '--device', 'cpu', '--quiet']
@@ -146,6 +147,34 @@ def test_resume_from_a_checkpoint_without_a_time_stop(tmp_path):
     assert load_checkpoint(out/'checkpoints')['state']['time_stop'] == pytest.approx(1.2)
 
 
+
+# real training runs (a mid-epoch checkpoint, a copy of it rewritten in the old format, both resumed): too slow for
+# the notebook
+def test_a_checkpoint_with_the_state_names_of_before_trainstate_resumes_the_same(tmp_path):
+    "Checkpoints from before `TrainState` (keys dt, acc, log) resume exactly like the same checkpoint in today's format."
+    import itertools, shutil
+    from facevae_nb.runs import open_run
+    cache = _blobs(); dl = lambda: FaceLoader(cache, 'train', batch_size=32, device='cpu')
+    cfg = train_config('default', epochs=2, ckpt_every=0, amp=False)
+    with open_run(tmp_path/'new'):                                  # 4 steps into the first epoch, then a checkpoint
+        t = Trainer(_tiny_model(), dl(), cfg=cfg, out=tmp_path/'new', device='cpu', quiet=True)
+        for x in itertools.islice(dl().iter_from(0, 0), 4): t.step(x, (t.state.step + 1)/t.total_steps)
+        t.state.sec_per_step = 0.5; t.checkpoint()
+    shutil.copytree(tmp_path/'new', tmp_path/'old')
+    ptr = json.loads((tmp_path/'old'/'checkpoints'/'last.json').read_text()); sf = tmp_path/'old'/'checkpoints'/ptr['state']
+    s = torch.load(sf, weights_only=True)
+    assert s['epoch_sums']['n'] == 4*32 and s['log_sums'][1] == 4 and s['sec_per_step'] == 0.5
+    s.update(dt=s.pop('sec_per_step'), acc=list(s.pop('epoch_sums').values()), log=s.pop('log_sums'))
+    torch.save(s, sf)
+    runs = {}
+    for name in ('new', 'old'):
+        m = _tiny_model()
+        r = fit(m, dl(), None, cfg, out=tmp_path/name, resume=True, device='cpu', quiet=True, clock=FakeClock())
+        runs[name] = r, m.state_dict()
+    (rn, wn), (ro, wo) = runs['new'], runs['old']
+    assert ro['metrics'] == rn['metrics'] and ro['losses'] == rn['losses'] and ro['step'] == rn['step'] == 18
+    assert all(torch.equal(wn[k], wo[k]) for k in wn)
+
 # --- real processes -------------------------------------------------------------------------------------------
 
 N_FACES = 400
@@ -153,7 +182,7 @@ SCRIPT = textwrap.dedent('''
     # `facevae train ARGS` through the real command line, keeping a handle on the trained model of each rank
     import os, sys
     from safetensors.torch import save_file
-    import facevae_nb.train as T, facevae_nb.cli as cli
+    import facevae_nb.train_command as T, facevae_nb.cli as cli
     seen, _fit = {}, T.fit
     def fit(model, *a, **k): seen['model'] = model; return _fit(model, *a, **k)
     T.fit = fit
@@ -398,7 +427,7 @@ def test_the_trainer_takes_its_precision_from_the_rule_or_the_override():
     for amp, want in [(None, device_settings('cpu')), (True, device_settings('cpu', amp=True)),
                       (False, device_settings('cpu', amp=False))]:
         t = Trainer(m, dl, cfg=train_config('default', amp=amp, epochs=1), device='cpu', quiet=True)
-        assert t.settings == want and t.adt == want.amp_dtype and t.scaler.is_enabled() == want.grad_scaler
+        assert t.settings == want and t.amp_dtype == want.amp_dtype and t.scaler.is_enabled() == want.grad_scaler
     assert device_settings('cpu', amp=True).precision == 'bf16'
 
 
