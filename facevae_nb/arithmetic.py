@@ -8,13 +8,14 @@ import json, math, hashlib, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['METHODS', 'VECTORS_FILE', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out',
-           'vectors_from_codes', 'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256',
-           'weights_sha256', 'labels_sha256', 'run_vectors', 'parse_attrs', 'to_codes', 'edit_codes', 'edit_faces',
-           'sample_to_file']
+__all__ = ['METHODS', 'VECTORS_FILE', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out', 'attr_scores',
+           'calibrate', 'face_amounts', 'AttrVectors', 'attr_names', 'check_method', 'vectors_from_codes',
+           'split_codes', 'attribute_vectors', 'attribute_vector', 'file_sha256', 'weights_sha256', 'labels_sha256',
+           'run_vectors', 'parse_attrs', 'edit_codes', 'edit_faces', 'sample_to_file']
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import FaceVAEError, get_device, atomic_path, check_options, save_grid
@@ -22,8 +23,8 @@ from .data import CELEBA_ATTRS, attr_index, FaceVAEWarning
 from .model import load_run, unwrap_model
 from .runs import CACHE_FILES, run_lock, clean_temporaries, run_dir, run_faces, run_split
 from .faces import open_faces
-from .generate import decode_codes, encode_faces, add_vectors, sample_faces
-from .generate import encode_images
+from .generate import decode_codes, to_codes, add_vectors, sample_faces
+from .latents import encode_split
 
 # %% ../nbs/08_arithmetic.ipynb #bc5007c7
 def mean_difference(z:torch.Tensor, # codes (N, D), e.g. posterior means of a split
@@ -94,37 +95,145 @@ def project_out(v:torch.Tensor, # a direction (D,) or several (M, D)
     vd = v.double()
     return (vd - (vd @ torch.linalg.pinv(K)) @ K).to(v.dtype)
 
-# %% ../nbs/08_arithmetic.ipynb #c75ba908
-METHODS = ('mean', 'regression')
+# %% ../nbs/08_arithmetic.ipynb #7a0312e4
+def _fit_logistic(x:torch.Tensor, y:torch.Tensor, lam:float, w:torch.Tensor|None=None, max_iter:int=50,
+                  tol:float=1e-10) -> torch.Tensor:
+    "Weights (D+1,), bias last, of a class-balanced logistic regression of y (N,) on x (N, D), L2 penalty lam (not on the bias)."
+    N, D = x.shape
+    X, pos = torch.cat([x, torch.ones(N, 1, dtype=x.dtype)], 1), y.sum().clamp_min(1)
+    c = torch.where(y > 0, (N - pos)/pos, torch.ones_like(y))/N          # the positives weigh as much as the negatives
+    R = torch.full((D + 1,), 2*lam, dtype=x.dtype); R[-1] = 1e-9
+    loss = lambda w: float((c*F.binary_cross_entropy_with_logits(X @ w, y, reduction='none')).sum() + (R*w*w).sum()/2)
+    w = torch.zeros(D + 1, dtype=x.dtype) if w is None else w.clone()
+    for _ in range(max_iter):
+        p = torch.sigmoid(X @ w)
+        g, H = X.T @ (c*(p - y)) + R*w, (X*(c*p*(1 - p))[:, None]).T @ X + torch.diag(R)
+        step = torch.cholesky_solve(g[:, None], torch.linalg.cholesky(H))[:, 0]
+        if float(g @ step) < tol: break                                   # the Newton decrement: at the minimum
+        f0, t = loss(w), 1.
+        while loss(w - t*step) > f0 and t > 1e-4: t /= 2                  # a step that does not lower the loss is halved
+        w = w - t*step
+    return w
 
-def _names(names) -> tuple:
+def _balanced_log_loss(logits, y):
+    "Mean log loss of the positives plus that of the negatives."
+    l = F.binary_cross_entropy_with_logits(logits, y, reduction='none')
+    return float(l[y > 0].mean() + l[y == 0].mean())
+
+def attr_scores(z:torch.Tensor, # codes (N, D)
+                attrs:torch.Tensor, # bool (N, 40) attributes of the same faces
+                names=None, # fit only these attributes (default: all that vary in the data)
+                lams=(1e-1, 1e-2, 1e-3, 1e-4), # L2 penalties tried (on the standardised codes); one value: no choice
+                seed:int=0 # which fifth of the faces is held out to choose the penalty
+               ) -> dict:
+    "{name: (D+3,) tensor [n, b, s0, s1]}: each attribute's latent score s(z) = n.z + b and its mean over the faces without (s0) and with (s1) it."
+    A, z = torch.as_tensor(attrs).bool(), torch.as_tensor(z).float()
+    cols = [k for k in range(A.shape[1]) if 0 < A[:, k].sum() < len(A)] if names is None else [
+        attr_index(n) for n in ([names] if isinstance(names, str) else names)]
+    for k in cols:
+        if not 0 < A[:, k].sum() < len(A): raise FaceVAEError(f"no latent score for {CELEBA_ATTRS[k]}: "
+            f"{'none' if A[:, k].sum() == 0 else 'all'} of the {len(A)} faces have it")
+    mu, sd = z.double().mean(0), z.double().std(0).clamp_min(1e-8)
+    x = (z.double() - mu)/sd
+    i = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)); te, tr = i[:len(x)//5], i[len(x)//5:]
+    out = {}
+    for k in cols:
+        y, w, best = A[:, k].double(), None, (math.inf, lams[0], None)
+        if len(lams) > 1 and 0 < y[tr].sum() < len(tr) and 0 < y[te].sum() < len(te):
+            for lam in sorted(lams, reverse=True):
+                w = _fit_logistic(x[tr], y[tr], lam, w)
+                best = min(best, (_balanced_log_loss(x[te] @ w[:-1] + w[-1], y[te]), lam, w), key=lambda t: t[0])
+        w = _fit_logistic(x, y, best[1], best[2])
+        n = w[:-1]/sd; b = w[-1] - mu @ n                                  # back from standardised codes
+        s, h = z.double() @ n + b, A[:, k]
+        out[CELEBA_ATTRS[k]] = torch.cat([n, torch.stack([b, s[~h].mean(), s[h].mean()])]).float()
+    return out
+
+# %% ../nbs/08_arithmetic.ipynb #f55b38c5
+def calibrate(v:torch.Tensor, # an attribute's vector (D,)
+              score:torch.Tensor # its latent score [n, b, s0, s1] (D+3,), from `attr_scores`
+             ) -> torch.Tensor:
+    "`v` scaled so that adding it raises a face's score by s1 - s0: weight 1 is the distance between the groups' means."
+    gap, nv = float(score[-1] - score[-2]), float(score[:-3] @ v)
+    return v*(gap/nv) if nv > 0 and gap > 0 else v          # a vector the score does not see keeps its length
+
+# %% ../nbs/08_arithmetic.ipynb #d802972e
+def face_amounts(z:torch.Tensor, # codes (N, D)
+                 score:torch.Tensor, # the attribute's latent score [n, b, s0, s1] (D+3,), from `attr_scores`
+                 v:torch.Tensor, # the vector the faces move along (D,)
+                 w:float # the weight: 1 brings the faces up to the level of the average face with the attribute
+                ) -> torch.Tensor:
+    "How far each code moves along `v` for weight `w` (N,): just enough to reach the weight's level of the score."
+    w, z = float(w), torch.as_tensor(z).float()
+    if w == 0: return torch.zeros(len(z))
+    n, b, s0, s1 = score[:-3].float(), *score[-3:].tolist()
+    nv, reach = float(n @ v.float()), max(abs(w), 1.)*(s1 - s0)
+    if not nv > 0: raise FaceVAEError(f"this vector lowers its attribute's score (n.v = {nv:.3g}), so no amount "
+                                      "moves a face towards it; use a fixed weight (method='mean')")
+    s = z @ n + b
+    a = (s0 + reach - s).clamp_min(0) if w > 0 else (s1 - reach - s).clamp_max(0)
+    return a*(min(abs(w), 1.)/nv)
+
+# %% ../nbs/08_arithmetic.ipynb #1ef4a341
+class AttrVectors(dict):
+    "Attribute vectors {name: (D,)}; with `scores` ({name: [n, b, s0, s1]}) each face moves by its own amount (`face_amounts`)."
+    def __init__(self, vectors=(), # {name: (D,)} or (name, vector) pairs
+                 scores:dict|None=None # latent scores for per-face amounts (None: every face moves by the weight)
+                ):
+        super().__init__(vectors); self.scores = scores or None
+    def amounts(self, z:torch.Tensor, # codes (..., D)
+                name:str, # one of the vectors' names
+                w:float # its weight
+               ) -> torch.Tensor:
+        "How far each code moves along `self[name]` for weight `w`: (..., 1)."
+        z, key = torch.as_tensor(z), next((k for k in self if k.lower() == str(name).lower()), name)
+        shape = (*z.shape[:-1], 1)
+        if self.scores is None or key not in self.scores: return torch.full(shape, float(w))
+        return face_amounts(z.reshape(-1, z.shape[-1]), self.scores[key], self[key], w).reshape(shape)
+    def __repr__(self): return f"AttrVectors({len(self)} vectors{', per-face amounts' if self.scores else ''})"
+
+# %% ../nbs/08_arithmetic.ipynb #c75ba908
+METHODS = ('per-face', 'mean', 'regression')
+
+def attr_names(names # None, one name, a comma-separated string, or several names (any case)
+              ) -> tuple:
     "Canonical CelebA names of `names` (None, one name, or several); unknown ones raise a clear error."
     if names is None: return ()
     if isinstance(names, str): names = [n for n in names.split(',') if n.strip()]
     return tuple(CELEBA_ATTRS[attr_index(n.strip() if isinstance(n, str) else n)] for n in names)
 
-def _check_method(method, balanced):
+def check_method(method:str, # how vectors are estimated and applied: one of `METHODS`
+                 balanced:bool # whether the groups are balanced (only with 'mean')
+                ):
+    "Refuse an unknown method, or `balanced` with a method other than 'mean', in one line."
     if method not in METHODS: raise FaceVAEError(f"unknown method {method!r}; use one of "
                                                  f"{', '.join(map(repr, METHODS))}")
     if balanced and method != 'mean':
         raise FaceVAEError("--balanced works only with --method mean (balanced=True with method='mean'); "
-                           "regression already holds the other attributes fixed")
+                           "'per-face' balances already, and regression holds the other attributes fixed")
+
+def _project_kept(V:AttrVectors, keep) -> AttrVectors:
+    "The vectors with those of `keep` projected out of all the others (the kept ones as they are)."
+    if not keep: return V
+    K = torch.stack([V[k] for k in keep])
+    return AttrVectors({k: v if k in keep else project_out(v, K) for k, v in V.items()}, V.scores)
 
 def vectors_from_codes(z:torch.Tensor, # codes (N, D)
                        attrs:torch.Tensor, # bool (N, 40) attributes of the same faces
-                       method:str='mean', # 'mean' (difference of means) or 'regression' (ridge regression on all 40)
+                       method:str='per-face', # 'per-face' (balanced, each face its own amount), 'mean' or 'regression'
                        balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                        keep=(), # attribute names to keep fixed: their vectors are projected out of all the others
                        names=None, # compute only these attributes (default all that vary in the data)
                        lam:float=1e-3, # ridge penalty for 'regression'
-                       min_count:int=20 # balancing: the fewest faces with/without another attribute for it to be matched
-                      ) -> dict:
-    "Attribute vectors {name: (D,)} for every attribute that varies in the data."
-    _check_method(method, balanced)
-    A, keep = torch.as_tensor(attrs).bool(), _names(keep)
+                       min_count:int=20, # balancing: the fewest faces with/without another attribute for it to be matched
+                       scores:dict|None=None # latent scores from `attr_scores` of these codes (default: fitted here)
+                      ) -> AttrVectors:
+    "Attribute vectors for every attribute that varies in the data, on the one weight scale."
+    check_method(method, balanced)
+    A, keep = torch.as_tensor(attrs).bool(), attr_names(keep)
     n_has = A.sum(0)
     varies = [k for k in range(A.shape[1]) if 0 < n_has[k] < len(A)]
-    want = [attr_index(n) for n in _names(names)] if names is not None else varies
+    want = [attr_index(n) for n in attr_names(names)] if names is not None else varies
     absent = [CELEBA_ATTRS[k] for k in set(want) | {attr_index(k) for k in keep} if k not in varies]
     if absent: raise FaceVAEError(f"no vector for {', '.join(sorted(absent))}: "
                                   f"{'none' if n_has[attr_index(absent[0])] == 0 else 'all'} of the {len(A)} faces "
@@ -132,12 +241,14 @@ def vectors_from_codes(z:torch.Tensor, # codes (N, D)
     cols = sorted(set(want) | {attr_index(k) for k in keep})
     if method == 'regression': W = ridge_directions(z, A, lam); V = {CELEBA_ATTRS[k]: W[k] for k in cols}
     else:
-        bw = lambda k: balance_weights(A, k, min_count)[0] if balanced else None   # weights, or none
+        bw = lambda k: balance_weights(A, k, min_count)[0] if balanced or method == 'per-face' else None
         V = {CELEBA_ATTRS[k]: mean_difference(z, A[:, k], bw(k)) for k in cols}
-    if keep:
-        Kt = torch.stack([V[k] for k in keep])
-        V = {k: v if k in keep else project_out(v, Kt) for k, v in V.items()}
-    return {CELEBA_ATTRS[k]: V[CELEBA_ATTRS[k]] for k in sorted(set(want) | {attr_index(k) for k in keep})}
+    if method != 'mean' or balanced:                  # the plain difference of means is on the scale by definition
+        missing = [k for k in V if k not in (scores or {})]
+        scores = {**(scores or {}), **(attr_scores(z, A, missing) if missing else {})}
+        V = {k: calibrate(v, scores[k]) for k, v in V.items()}
+    V = _project_kept(AttrVectors(V, {k: scores[k] for k in V} if method == 'per-face' else None), keep)
+    return AttrVectors({CELEBA_ATTRS[k]: V[CELEBA_ATTRS[k]] for k in cols}, V.scores)
 
 # %% ../nbs/08_arithmetic.ipynb #6b04b592
 def _model_and_run(run_or_model, device=None) -> tuple:
@@ -158,8 +269,8 @@ def split_codes(run_or_model, # a run folder, a .safetensors model file, or a mo
     "Posterior means (N, D) and attributes (N, 40) of a whole split, encoded in batches."
     model, r = _model_and_run(run_or_model, device)
     faces, idx = _split_faces(model, r or run, faces, split, max_images)
-    mu, _ = encode_images(model, faces.images, idx, batch_size)
-    return mu, faces.attrs[idx]
+    enc = encode_split(model, faces, split, batch_size=batch_size, index=idx)   # the one way to encode a split
+    return enc.mu, enc.attrs
 
 def _split_faces(model, run, faces, split, max_images) -> tuple:
     "(faces, indices) of the split `split_codes` encodes, checked against the model; nothing is encoded."
@@ -182,33 +293,33 @@ def _split_faces(model, run, faces, split, max_images) -> tuple:
 def attribute_vectors(run_or_model, # a run folder, a .safetensors model file, or a model
                       faces=None, # the faces to use (default for a run: the faces it was trained on)
                       split:str='train', # which split's codes to average
-                      method:str='mean', # 'mean' (difference of means) or 'regression' (ridge regression on all 40)
+                      method:str='per-face', # 'per-face' (balanced, each face its own amount), 'mean' or 'regression'
                       balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                       keep=(), # attribute names to keep fixed (projected out of the other vectors)
                       max_images:int|None=None, # at most this many faces of the split; None: all
                       names=None # only these attributes (default: all that vary)
-                     ) -> dict:
-    "The attribute vectors {name: (D,)} of a model, estimated on a whole split."
-    _check_method(method, balanced); _names(keep); _names(names)          # typos fail before the slow part
+                     ) -> AttrVectors:
+    "The attribute vectors {name: (D,)} of a model, estimated on a whole split (see `vectors_from_codes`)."
+    check_method(method, balanced); attr_names(keep); attr_names(names)          # typos fail before the slow part
     return vectors_from_codes(*split_codes(run_or_model, faces, split, max_images), method, balanced, keep, names)
 
 def attribute_vector(run_or_model, # a run folder, a .safetensors model file, or a model
                      faces, # the faces to use (None for a run: the faces it was trained on)
                      name:str, # the attribute, e.g. 'Smiling' (any case)
                      split:str='train', # which split's codes to average
-                     method:str='mean', # 'mean' or 'regression'
+                     method:str='per-face', # 'per-face', 'mean' or 'regression'
                      balanced:bool=False, # with 'mean': balance the groups
                      keep=(), # attributes to keep fixed
                      max_images:int|None=None # at most this many faces of the split
                     ) -> torch.Tensor:
-    "The vector (D,) of one attribute: mean code with it minus mean code without it (or its regression coefficient)."
-    name = _names([name])[0]
+    "The vector (D,) of one attribute, on the one weight scale (for 'mean': mean code with it minus mean code without it)."
+    name = attr_names([name])[0]
     return attribute_vectors(run_or_model, faces, split, method, balanced, keep, max_images, names=[name])[name]
 
 # %% ../nbs/08_arithmetic.ipynb #2c75e8bd
 VECTORS_FILE = 'attr_vectors.safetensors'
 assert VECTORS_FILE in CACHE_FILES   # so that a killed write's temporary file is cleaned up with the run's own
-_VFORMAT = 'facevae_nb.attr_vectors/2'
+_VFORMAT = 'facevae_nb.attr_vectors/3'   # 3: vectors on the one weight scale, latent scores
 
 def file_sha256(path:str|Path # a file
                ) -> str:
@@ -259,7 +370,7 @@ def _bad_vectors(names, T, D:int):
     return None
 
 def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it)
-                method:str='mean', # 'mean' (difference of means) or 'regression' (ridge regression on all 40)
+                method:str='per-face', # 'per-face' (balanced, each face its own amount), 'mean' or 'regression'
                 balanced:bool=False, # with 'mean': balance the groups' rates of the other attributes
                 keep=(), # attributes to keep fixed (projected out of the others; not cached, it is cheap)
                 split:str='train', # which split of the run's faces to average over
@@ -267,39 +378,45 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
                 max_images:int|None=None, # at most this many faces of the split (None: all)
                 model=None, # the model to use if already loaded (default: loaded from `run`)
                 device=None # where to encode (default: the best available)
-               ) -> dict:
-    "The run's attribute vectors {name: (D,)}, from RUN/attr_vectors.safetensors if made for this model, else computed."
-    _check_method(method, balanced); keep = _names(keep)
+               ) -> AttrVectors:
+    "The run's attribute vectors, from RUN/attr_vectors.safetensors if made for this model, else computed."
+    check_method(method, balanced); keep = attr_names(keep)
     p, run = Path(run), run_dir(run)
     if model is None: model = load_run(p, device=get_device(device))
-    sha, cache = weights_sha256(model), run/VECTORS_FILE          # the weights that encode, not a file beside them
+    sha, cache, D = weights_sha256(model), run/VECTORS_FILE, model.latent_dim   # the weights that encode, not a file beside them
     try: faces, idx = _split_faces(model, run, data, split, max_images)
     except FaceVAEError as e: faces, no_data = None, e          # e.g. a run copied without its data: the cache may do
     labels = None if faces is None else labels_sha256(faces, idx)
     src = None if data is None else str(getattr(data, 'path', data))
-    key = ':'.join([split, method] + ['balanced']*balanced + ([f'max{max_images}'] if max_images else []) +
-                   ([f"data={hashlib.sha1(src.encode()).hexdigest()[:10]}"] if src is not None else []))
+    tail = ([f'max{max_images}'] if max_images else []) + ([f"data={hashlib.sha1(src.encode()).hexdigest()[:10]}"]
+                                                           if src is not None else [])
+    key = ':'.join([split, method] + ['balanced']*balanced + tail)
+    skey = ':'.join([split, 'scores'] + tail) if method != 'mean' or balanced else None   # the latent scores, [n, b, s0, s1]
     stored, entries = _read_vectors(cache, sha)
-    why, fresh = None, key in stored and labels in (None, entries[key].get('labels'))   # no data: labels unknowable
-    if fresh and (why := _bad_vectors(*stored[key], model.latent_dim)):
-        warnings.warn(f"the vectors cached in {cache} for {key} cannot be used ({why}); computing them again",
-                      FaceVAEWarning)
-    if not fresh or why:
+    fresh = lambda k: k in stored and labels in (None, entries[k].get('labels'))   # no data: labels unknowable
+    bad = [(k, why) for k, width in ((key, D), (skey, D + 3)) if k and fresh(k) and (why := _bad_vectors(*stored[k], width))]
+    if bad: warnings.warn(f"the vectors cached in {cache} for {', '.join(k for k, _ in bad)} cannot be used "
+                          f"({bad[0][1]}); computing them again", FaceVAEWarning)
+    todo = [k for k in (key, skey) if k and (not fresh(k) or k in dict(bad))]
+    if todo:
         if faces is None: raise no_data
-        z, a = encode_images(model, faces.images, idx)[0], faces.attrs[idx]
-        V = vectors_from_codes(z, a, method, balanced)
-        stored[key] = (list(V), torch.stack(list(V.values())).float().contiguous())
-        entries[key] = dict(names=list(V), n=len(z), split=split, method=method, balanced=balanced,
-                            data=src or 'run', labels=labels)
+        enc = encode_split(model, faces, split, index=idx); z, a = enc.mu, enc.attrs
+        info = dict(n=len(z), split=split, data=src or 'run', labels=labels)
+        if skey in todo:
+            S = attr_scores(z, a)
+            stored[skey], entries[skey] = (list(S), torch.stack(list(S.values())).contiguous()), dict(info, names=list(S), method='scores')
+        S = dict(zip(*stored[skey])) if skey else None
+        if key in todo:
+            V = vectors_from_codes(z, a, method, balanced, scores=S)
+            stored[key] = (list(V), torch.stack(list(V.values())).float().contiguous())
+            entries[key] = dict(info, names=list(V), method=method, balanced=balanced)
         _write_vectors(run, cache, stored, entries, sha)
     names, T = stored[key]
-    V = dict(zip(names, T.float()))
-    if keep:
-        missing = [k for k in keep if k not in V]
-        if missing: raise FaceVAEError(f"cannot keep {', '.join(missing)}: the run's faces have no vector for it")
-        K = torch.stack([V[k] for k in keep])
-        V = {k: v if k in keep else project_out(v, K) for k, v in V.items()}
-    return V
+    S = dict(zip(*stored[skey])) if method == 'per-face' else None
+    V = AttrVectors(zip(names, T.float()), {k: S[k] for k in names} if S else None)
+    missing = [k for k in keep if k not in V]
+    if missing: raise FaceVAEError(f"cannot keep {', '.join(missing)}: the run's faces have no vector for it")
+    return _project_kept(V, keep)
 
 def _write_vectors(run:Path, cache:Path, stored:dict, entries:dict, sha:str):
     "Write the cache atomically under the run's lock, after removing a killed write's temporaries; failing is a warning."
@@ -343,36 +460,17 @@ def parse_attrs(specs # 'NAME=WEIGHT' strings (a list, or one string; commas sep
     return out
 
 # %% ../nbs/08_arithmetic.ipynb #6fccb791
-def to_codes(model, # a VAE
-             x # images (N,3,H,W) or (3,H,W) (float in [0,1] or uint8), or codes (N, D) or (D,)
-            ) -> torch.Tensor:
-    "Codes (N, D) on the CPU: the posterior means of images, or the codes themselves."
-    x = torch.as_tensor(x)
-    if x.dim() in (3, 4):
-        if x.shape[-1] != model.image_size or x.shape[-3] != 3:
-            raise FaceVAEError(f"expected {model.image_size}px RGB images (N,3,{model.image_size},{model.image_size}), "
-                               f"got shape {tuple(x.shape)}; load photos with data.load_face")
-        if x.dtype == torch.uint8: return encode_faces(model, x.float().div(255))
-        lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0., 0.)
-        if not (0 <= lo and hi <= 1):                              # NaN fails this too
-            raise FaceVAEError(f"float images must be in [0, 1], but these range from {lo:g} to {hi:g}; "
-                               "divide 0-255 images by 255 (or pass them as uint8)")
-        return encode_faces(model, x.float())
-    if x.dim() in (1, 2) and x.shape[-1] == model.latent_dim:
-        return x.detach().float().cpu().reshape(-1, model.latent_dim)
-    raise FaceVAEError(f"expected images (N,3,H,W) or codes (N,{model.latent_dim}), got shape {tuple(x.shape)}")
-
 def edit_codes(z:torch.Tensor, # codes (N, D)
                weights, # {name: weight} or ['Smiling=1.5', ...] (see `parse_attrs`)
-               vectors:dict # {name: (D,)}, e.g. from `run_vectors`
+               vectors:dict # {name: (D,)}, e.g. from `run_vectors` (an `AttrVectors`: per-face amounts)
               ) -> torch.Tensor:
-    "The codes moved by sum_k w_k vectors[k]."
+    "The codes moved by sum_k a_k vectors[k]: a_k = w_k, or each face's own amount (weight 1: the groups' mean distance)."
     return add_vectors(z, parse_attrs(weights), vectors)
 
 def edit_faces(model, # a trained VAE
                z_or_images, # codes (N, D) / (D,) or images (N,3,H,W) / (3,H,W)
                weights, # {name: weight}, e.g. {'Smiling': 1.5, 'Eyeglasses': 1, 'Male': -1}, or ['Smiling=1.5', ...]
-               vectors:dict # {name: (D,)}, e.g. from `run_vectors`
+               vectors:dict # {name: (D,)}, e.g. from `run_vectors` (default: balanced, per-face amounts)
               ) -> torch.Tensor:
     "Decoded faces (N,3,H,W) after adding the weighted attribute vectors to their codes."
     return decode_codes(model, edit_codes(to_codes(model, z_or_images), weights, vectors))
@@ -386,7 +484,7 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    nrow:int=8, # faces per row of the grid
                    device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
                    attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
-                   method:str='mean' # how the attribute vectors are estimated: 'mean' (difference of means) or 'regression'
+                   method:str='per-face' # 'per-face' (balanced vectors, each face its own amount), 'mean' or 'regression'
                   ) -> Path:
     "Sample `n` faces from the model of `run` (optionally with attributes added) into one grid; returns its path."
     check_options(n=n, temperature=temperature, seed=seed, nrow=nrow)   # the project's shared rules, before anything slow
