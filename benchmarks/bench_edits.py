@@ -17,10 +17,12 @@ Prototype training variants (plain loop of the default recipe, --vae-epochs epoc
 It prints markdown tables (classifier accuracy; success and drift per method and weight; the drift where mean
 success first reaches 0.80) and writes the success/drift plots to --out.
 
-Adaptive edits (--methods adaptive-balanced,adaptive-n): a logistic regression on the run's training codes gives each
-attribute a score s(z) = n.z + b; each face moves along v (the balanced vector, or n itself) by its own amount
-max(0, (t - s(z))/(n.v)), just enough to reach the level t, swept over --levels (in the tables' weight column as
-sigmoid(t), so that 0 is the reconstruction). Every method also reports its mean latent move length.
+Methods (--methods) are the library's (`facevae_nb.arithmetic`): per-face (the default of `run_vectors`: balanced
+vectors, each face moved by its own amount to the weight's level of a latent logistic score), mean, balanced,
+regression, conditional (mean vectors with the other measured attributes projected out), all on the library's one
+weight scale (weight 1 moves the average face lacking the attribute as far as the difference of the two groups' mean
+codes, read along the latent score); and controls: random (a direction as long as the mean vector in the codes'
+Mahalanobis metric), conditional-correlated, pcaK, half. Every method also reports its mean latent move length.
 """
 from __future__ import annotations
 import argparse, json, sys, time, platform
@@ -58,21 +60,22 @@ def _random_like(v, L, g):
     u = torch.linalg.solve_triangular(L, v.double()[:, None], upper=False).norm()
     return (L @ e * (u/e.norm())).float()
 
-def variant_vectors(run, model, faces, names, which, seed=0):
-    "{label: {name: (D,)}} for the vector estimators in `which`."
+def variant_vectors(run, model, faces, names, which, seed=0, codes=None):
+    "{label: {name: (D,)}} for the vector estimators in `which` (the library's `run_vectors`, and the controls)."
     from facevae_nb.arithmetic import run_vectors, split_codes, vectors_from_codes, project_out
     from facevae_nb.measure import label_correlation
-    z, A = split_codes(model, faces, 'train', run=run)
+    from facevae_nb.data import CELEBA_ATTRS, attr_index
+    z, A = split_codes(model, faces, 'train', run=run) if codes is None else codes   # the training codes and labels
     out, g = {}, torch.Generator().manual_seed(seed)
-    mean = run_vectors(run, model=model)
+    mean = run_vectors(run, 'mean', model=model)
     for w in which:
         if w == 'mean': out[w] = mean
-        elif w == 'balanced': out[w] = run_vectors(run, balanced=True, model=model)
-        elif w == 'regression': out[w] = run_vectors(run, method='regression', model=model)
-        elif w == 'conditional': out[w] = {n: run_vectors(run, keep=[k for k in names if k != n], model=model)[n] for n in names}
+        elif w == 'per-face': out['per-face (balanced; the default)'] = run_vectors(run, 'per-face', model=model)
+        elif w == 'balanced': out[w] = run_vectors(run, 'mean', balanced=True, model=model)
+        elif w == 'regression': out[w] = run_vectors(run, 'regression', model=model)
+        elif w == 'conditional': out[w] = {n: run_vectors(run, 'mean', keep=[k for k in names if k != n], model=model)[n] for n in names}
         elif w == 'conditional-correlated':   # keep the attributes correlated with the target (|r| >= 0.2), i.e. move only it
             c = label_correlation(A)
-            from facevae_nb.data import CELEBA_ATTRS, attr_index
             out[w] = {}
             for n in names:
                 t = attr_index(n); keep = [CELEBA_ATTRS[k] for k in range(40) if k != t and c[t, k].abs() >= 0.2 and CELEBA_ATTRS[k] in mean]
@@ -81,91 +84,18 @@ def variant_vectors(run, model, faces, names, which, seed=0):
             k = int(w[3:]); out[f'mean, top-{k} PCs'] = {n: _pca_project(mean[n], z, k) for n in names}
         elif w == 'half':
             i = torch.randperm(len(z), generator=g)[:len(z)//2]
-            out['mean, half the faces'] = vectors_from_codes(z[i], A[i], names=names)
+            out['mean, half the faces'] = vectors_from_codes(z[i], A[i], 'mean', names=names)
         elif w == 'random':
             L = torch.linalg.cholesky(torch.cov(z.double().T) + 1e-6*torch.eye(z.shape[1], dtype=torch.float64))
-            out['random (same Mahalanobis length)'] = {n: _random_like(mean[n], L, g) for n in names}
+            out['random (same Mahalanobis length as mean)'] = {n: _random_like(mean[n], L, g) for n in names}
         else: raise SystemExit(f'unknown vector method {w!r}')
     return out
-
-ADAPTIVE = ('adaptive-balanced', 'adaptive-n')
 
 def _label_net(d, linear=False):
     "A network reading the 40 labels from a code of size d: linear, or an MLP with two hidden layers of 512."
     from torch import nn
     if linear: return nn.Linear(d, 40)
     return nn.Sequential(nn.Linear(d, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
-
-def knn_vectors(z, zt, At, faces, va, names, k, max_faces):
-    """Local vectors, one per face: the mean code of its k nearest training faces with the attribute minus that of its k
-    nearest without it (distances after whitening by the training codes' covariance), so that both groups look like
-    this face in everything the code holds, named by a label or not. Rows follow `edit_report`'s choice of faces."""
-    from facevae_nb.data import attr_index
-    L = torch.linalg.cholesky(torch.cov(zt.double().T) + 1e-6*torch.eye(zt.shape[1], dtype=torch.float64))
-    white = lambda x: torch.linalg.solve_triangular(L, x.double().T, upper=False).T
-    wt, out = white(zt), {}
-    for n in names:
-        t = attr_index(n)
-        sel = (~faces.attrs[va, t]).nonzero().squeeze(1)[:max_faces]
-        d = torch.cdist(white(z[sel]), wt)                                   # (faces, training faces)
-        has = At[:, t].bool()
-        near = lambda m: zt[m.nonzero().squeeze(1)][d[:, m].topk(min(k, int(m.sum())), largest=False).indices].mean(1)
-        out[n] = (near(has) - near(~has)).float()
-    return out
-
-def latent_classifier(z, y, lams=(1e-4, 1e-3, 1e-2, 1e-1), seed=0):
-    "Logistic regression (classes balanced, L2 on standardized codes, lam picked on a held-out fifth) of labels y (N,) on codes z (N, D): (n (D,), b, lam)."
-    mu, sd = z.double().mean(0), z.double().std(0).clamp_min(1e-8)
-    x, y = ((z.double() - mu)/sd), y.double()
-    def fit(x, y, lam):
-        w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
-        pw = (1 - y).sum()/y.sum().clamp_min(1)
-        opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn='strong_wolfe', tolerance_grad=1e-9)
-        def closure():
-            opt.zero_grad()
-            l = torch.nn.functional.binary_cross_entropy_with_logits(x @ w[:-1] + w[-1], y, pos_weight=pw) + lam*w[:-1].pow(2).sum()
-            l.backward(); return l
-        opt.step(closure); return w.detach()
-    i = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)); te, tr = i[:len(x)//5], i[len(x)//5:]
-    def loss(w):   # balanced held-out log loss
-        l = torch.nn.functional.binary_cross_entropy_with_logits(x[te] @ w[:-1] + w[-1], y[te], reduction='none')
-        return float(l[y[te] == 1].mean() + l[y[te] == 0].mean())
-    lam = min(lams, key=lambda l: loss(fit(x[tr], y[tr], l))) if len(lams) > 1 else lams[0]
-    w = fit(x, y, lam); n = w[:-1]/sd
-    return n.float(), float(w[-1] - mu @ n), lam
-
-def adaptive_reports(model, clf, faces, va, z, names, which, levels, corr, max_faces, zt, At, P, balanced, lam=None):
-    "{label: rows} of per-face edits to a level t of the latent classifier's score, one `edit_report` call per level (per-face vectors)."
-    import math as _m
-    from facevae_nb.measure import edit_report
-    from facevae_nb.data import attr_index
-    lams = (1e-4, 1e-3, 1e-2, 1e-1) if lam is None else (lam,)
-    fits = {n: latent_classifier(zt, At[:, attr_index(n)].float(), lams, seed=0) for n in names}
-    print(f'latent classifiers (logistic, lam {"on a held-out fifth" if lam is None else "given"}): ' + ', '.join(
-        f"{n} lam={l:g} |n|={nn.norm():.2f} cos(n, balanced)={float(nn @ balanced[n]/(nn.norm()*balanced[n].norm())):.2f}"
-        for n, (nn, b, l) in fits.items()), file=sys.stderr)
-    out = {}
-    for kind in which:
-        lab = f"{kind} (level t; weight column: sigmoid(t))"
-        sel = {n: (~faces.attrs[va, attr_index(n)]).nonzero().squeeze(1)[:max_faces] for n in names}
-        dirs = {n: balanced[n] if kind == 'adaptive-balanced' else fits[n][0] for n in names}
-        rows, t1 = [], time.time()
-        for t in levels:
-            vecs, amt = {}, {}
-            for n in names:
-                nn, b, _ = fits[n]; v = dirs[n]; nv = float(nn @ v)
-                if nv <= 0: raise SystemExit(f'{kind}: the direction of {n} lowers its score (n.v = {nv:.3g})')
-                amt[n] = ((t - (z[sel[n]] @ nn + b))/nv).clamp_min(0)
-                vecs[n] = amt[n][:, None]*v                              # one vector per face: z + 1*vecs moves each to the level
-            for r in edit_report(model, clf, faces, va, vecs, names, [1.], corr=corr, max_faces=max_faces, codes=z):
-                if r['weight'] == 0 and rows and any(q['attr'] == r['attr'] and q['weight'] == 0 for q in rows): continue
-                v = dirs[r['attr']]; a = amt[r['attr']] if r['weight'] else torch.zeros(1)
-                rows.append(dict(r, weight=1/(1 + _m.exp(-t)) if r['weight'] else 0., level=t if r['weight'] else -_m.inf,
-                                 move=float(a.mean()*v.norm()), move_mahal=float(a.mean()*(v.double() @ P @ v.double()).sqrt()),
-                                 moved=float((a > 0).float().mean())))
-        out[lab] = sorted(rows, key=lambda r: (names.index(r['attr']), r['weight']))
-        print(f"  {lab}: {time.time() - t1:.0f} s", file=sys.stderr)
-    return out
 
 def _mean_at(rows, key, target=0.8):
     "The mean of `key` over the attributes, interpolated (as `success_point` does for drift) to mean success `target`."
@@ -179,23 +109,21 @@ def _mean_at(rows, key, target=0.8):
     return float('nan')
 
 def moves_markdown(reports, target=0.8):
-    "One row per method: first weight/level with mean success >= target, and drifts, weight/level and mean move lengths at exactly target."
+    "One row per method: first weight with mean success >= target, and drifts, weight and mean move lengths at exactly target."
     import math as _m
     from facevae_nb.measure import success_point
-    L = [f'| method | first w / t with success ≥ {target:.2f} | success there | drift uncorr. / all 39 there | at exactly {target:.2f}: '
-         'drift uncorr. / all | w / t there | mean move, Euclidean / Mahalanobis | faces moved |', '|---|---|---|---|---|---|---|---|']
+    L = [f'| method | first w with success ≥ {target:.2f} | success there | drift uncorr. / all 39 there | at exactly {target:.2f}: '
+         'drift uncorr. / all | w there | mean move, Euclidean / Mahalanobis | faces moved |', '|---|---|---|---|---|---|---|---|']
     for lab, rows in reports.items():
         p = success_point(rows, target)
         if _m.isnan(p['weight']): L.append(f"| {lab} | not reached (best {p['success']:.3f}) | | | | | | |"); continue
-        ad = 'level' in rows[0]
-        x = (lambda w: _m.log(w/(1 - w))) if ad else (lambda w: w)
         mv = [_mean_at(rows, k, target) for k in ('move', 'move_mahal', 'moved')]
-        L.append(f"| {lab} | {'t=' if ad else 'w='}{x(p['weight']):.2f} | {p['success']:.3f} | {p['drift']:.3f} / {p['drift_all']:.3f} | "
-                 f"**{p['drift_at']:.3f}** / {p['drift_all_at']:.3f} | {x(p['weight_at']):.2f} | {mv[0]:.2f} / {mv[1]:.2f} | {mv[2]:.2f} |")
+        L.append(f"| {lab} | {p['weight']:g} | {p['success']:.3f} | {p['drift']:.3f} / {p['drift_all']:.3f} | "
+                 f"**{p['drift_at']:.3f}** / {p['drift_all_at']:.3f} | {p['weight_at']:.2f} | {mv[0]:.2f} / {mv[1]:.2f} | {mv[2]:.2f} |")
     return '\n'.join(L)
 
 def measure_run(run, clf, a):
-    from facevae_nb.generate import decode_codes, vector_for
+    from facevae_nb.generate import decode_codes, vector_for, add_vectors
     from facevae_nb.runs import run_faces, run_split
     from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
@@ -208,7 +136,7 @@ def measure_run(run, clf, a):
     names = list(TARGETS)
     meta = json.loads((run/'model.safetensors').with_name('config.json').read_text())
     m = [r for r in (json.loads(l) for l in (run/'metrics.jsonl').read_text().splitlines()) if r.get('val_kl') is not None]
-    best = min(m, key=lambda r: r['val_nelbo_bpd']) if m else {}
+    best = min(m, key=lambda r: r.get('val_nelbo_bpd', 0.)) if m else {}   # a variant run has one row, without it
     print(f"\n## {run.name}: preset {meta['model']['preset']}, {meta['train']['epochs']} epochs, best epoch {best.get('epoch')}: "
           f"val PSNR {best.get('val_psnr', float('nan')):.2f} dB, KL {best.get('val_kl', float('nan')):.0f} nats")
     # how well the judge reads this model's reconstructions
@@ -225,32 +153,24 @@ def measure_run(run, clf, a):
     if n_cond:   # the conditioned decoder: an edit sets the attribute's label (-1 -> +1 is weight 1); and, for comparison, mean differences of z
         D = model.latent_dim; e = lambda n: torch.zeros(D + n_cond).index_fill_(0, torch.tensor([D + attr_index(n)]), 2.)
         vecs = {'condition label': {n: e(n) for n in names},
-                'mean (of z)': {n: torch.cat([v, torch.zeros(n_cond)]) for n, v in vectors_from_codes(zt, At, names=names).items()}}
+                'mean (of z)': {n: torch.cat([v, torch.zeros(n_cond)]) for n, v in vectors_from_codes(zt, At, 'mean', names=names).items()}}
     else:
-        vecs = variant_vectors(run, model, faces, names, [m for m in a.methods if m not in ADAPTIVE and not m.startswith('knn')], a.seed)
-        for m in [m for m in a.methods if m.startswith('knn')]:
-            vecs[f'local ({m[3:]} neighbours)'] = knn_vectors(z, zt, At, faces, va, names, int(m[3:]), a.max_faces)
-    adaptive = [m for m in a.methods if m in ADAPTIVE] if not n_cond else []
+        vecs = variant_vectors(run, model, faces, names, a.methods, a.seed, codes=(zt, At))
     P = torch.linalg.inv(torch.cov(zt.double().T) + 1e-6*torch.eye(zt.shape[1], dtype=torch.float64))   # for Mahalanobis move lengths
     reports = {}
     for lab, v in vecs.items():
         t1 = time.time()
         reports[lab] = edit_report(model, clf, faces, va, v, names, a.weights, corr=corr, max_faces=a.max_faces, codes=z)
-        for r in reports[lab]:   # latent move length w |v| (Euclidean, and Mahalanobis under the training codes' covariance)
-            u = vector_for(v, r["attr"]).double()
-            u = u if u.dim() == 2 else u[None]   # per-face vectors: mean lengths
-            r.update(move=r['weight']*float(u.norm(dim=1).mean()),
-                     move_mahal=r['weight']*float(((u @ P)*u).sum(1).sqrt().mean()) if u.shape[1] == len(P) else float('nan'),
-                     moved=float(r['weight'] != 0))
+        for r in reports[lab]:   # the latent move of each face, z' - z (per-face amounts differ from face to face)
+            sel = (~faces.attrs[va, attr_index(r['attr'])]).nonzero().squeeze(1)[:a.max_faces]
+            d = (add_vectors(z[sel], {r['attr']: r['weight']}, v) - z[sel]).double() if not n_cond else vector_for(v, r['attr']).double()[None]*r['weight']
+            r.update(move=float(d.norm(dim=1).mean()), moved=float((d.norm(dim=1) > 0).float().mean()),
+                     move_mahal=float(((d @ P)*d).sum(1).sqrt().mean()) if d.shape[1] == len(P) else float('nan'))
         p = success_point(reports[lab])
         print(f"  {lab}: {time.time() - t1:.0f} s; success 0.80 at w={p['weight']}, drift {p['drift']:.3f}", file=sys.stderr)
-    if adaptive:
-        from facevae_nb.arithmetic import run_vectors
-        reports.update(adaptive_reports(model, clf, faces, va, z, names, adaptive, a.levels, corr, a.max_faces, zt, At, P,
-                                        run_vectors(run, balanced=True, model=model), a.adaptive_lam))
     print(f'\n### {run.name}: success and drift ({a.max_faces} validation faces per attribute at most)\n')
     print(report_markdown(reports, per_weight=a.per_weight))
-    print(f'\n### {run.name}: latent move at success 0.80 (fixed weight w, or adaptive level t)\n')
+    print(f'\n### {run.name}: latent move at success 0.80\n')
     print(moves_markdown(reports))
     # per attribute, for the first method
     lab0 = next(iter(reports))
@@ -359,7 +279,7 @@ def train_variant(a):
         x = faces.get(va); mu, lv = model.encode(x)
         zc = torch.cat([mu, _signs(faces.attrs[va])], 1) if n_cond else mu
         mse = (model.decode(zc) - x).pow(2).mean().item(); kl = kl_divergence(mu, lv).mean().item()
-    row = dict(epoch=cfg.epochs, val_psnr=10*_m.log10(1/mse), val_mse=mse, val_kl=kl, val_nelbo_bpd=0.0, minutes=round((time.time() - t0)/60, 2))
+    row = dict(epoch=cfg.epochs, val_psnr=10*_m.log10(1/mse), val_mse=mse, val_kl=kl, minutes=round((time.time() - t0)/60, 2))
     print(row)
     save_vae(model, out/'model.safetensors', metadata=dict(variant=kind, n_cond=n_cond))
     atomic_write_text(out/'metrics.jsonl', json.dumps(row) + '\n')
@@ -416,12 +336,9 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, default=8, help='classifier training epochs')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='runs/bench-edits')
-    p.add_argument('--methods', default='mean,balanced,regression,conditional',
-                   help='vector estimators: mean, balanced, regression, conditional, conditional-correlated, pcaK (e.g. pca32), half, random; '
-                        'and per-face edits to a level of a latent logistic classifier: adaptive-balanced, adaptive-n')
-    p.add_argument('--levels', default='-2,-1,0,0.5,1,1.5,2,3,4,6', help='adaptive methods: levels t of the latent score (logits) to move faces to')
-    p.add_argument('--adaptive-lam', type=float, help='adaptive methods: L2 penalty of the latent logistic regression (on standardized codes; default: '
-                   'the best of 1e-4, 1e-3, 1e-2, 1e-1 on a held-out fifth of the training codes, per attribute)')
+    p.add_argument('--methods', default='per-face,mean,balanced,regression,random',
+                   help='vector methods (facevae_nb.arithmetic): per-face (the default), mean, balanced, regression, conditional; '
+                        'controls: random, conditional-correlated, pcaK (e.g. pca32), half')
     p.add_argument('--weights', default='0.5,1,1.5,2,2.5,3,3.5,4')
     p.add_argument('--max-faces', type=int, default=300, help='validation faces per attribute (those lacking it)')
     p.add_argument('--per-weight', action='store_true', help='also print one table row per weight')
@@ -434,7 +351,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     torch.set_num_threads(a.threads)
-    a.methods, a.weights, a.levels = a.methods.split(','), [float(w) for w in a.weights.split(',')], [float(t) for t in a.levels.split(',')]
+    a.methods, a.weights = a.methods.split(','), [float(w) for w in a.weights.split(',')]
     if a.train_classifier: train_clf(a)
     if a.train_variant: train_variant(a)
     if a.probe: probe_runs(a)

@@ -24,7 +24,7 @@ from .core import (FaceVAEError, atomic_path, atomic_write_text, get_device, see
 from .data import CELEBA_ATTRS, attr_index
 from .model import evaluating
 from .generate import model_device, decode_codes
-from .generate import encode_images, image_batches, vector_for
+from .generate import encode_images, image_batches, vector_for, add_vectors
 
 # %% ../nbs/12_measure.ipynb #fd34e359
 @dataclass
@@ -228,7 +228,7 @@ def edit_report(model, # a trained VAE
                 clf:AttrClassifier, # the judge: a trained attribute classifier
                 faces, # a `FaceCache`
                 index:torch.Tensor, # the faces to edit from (e.g. the run's validation split); those lacking each attribute are used
-                vectors, # {name: (D,)} (e.g. from `run_vectors`) or a (40, D) tensor
+                vectors, # {name: (D,)} (e.g. from `run_vectors`, whose per-face amounts apply) or a (40, D) tensor
                 names=TARGETS, # the attributes to add
                 weights=WEIGHTS, # the weights to add them with (0, the plain reconstruction, is always measured)
                 corr:torch.Tensor|None=None, # label correlations (40,40) (default: those of the faces not in `index`)
@@ -245,7 +245,8 @@ def edit_report(model, # a trained VAE
     ws = [0.] + [float(w) for w in weights if float(w) != 0]
     rows = []
     for name in names:
-        t = attr_index(name); v = vector_for(vectors, name)
+        t = attr_index(name); v = vector_for(vectors, name)              # a missing vector fails before anything slow
+        move = vectors if isinstance(vectors, dict) else {name: v}        # moved as the vectors say (`add_vectors`)
         sel = (~faces.attrs[index, t]).nonzero().squeeze(1)[:max_faces]
         if len(sel) == 0: raise FaceVAEError(f"none of the {len(index)} faces lacks {name}; pass other faces")
         pick = index[sel]
@@ -254,7 +255,7 @@ def edit_report(model, # a trained VAE
         unc = uncorrelated_attrs(corr, name, limit); others = torch.arange(len(unc)) != t
         p0 = None
         for w in ws:
-            p = predict_attrs(clf, decode_codes(model, z + w*v, batch_size), batch_size=batch_size)
+            p = predict_attrs(clf, decode_codes(model, add_vectors(z, {name: w}, move), batch_size), batch_size=batch_size)
             if p0 is None: p0 = p
             d = (p - p0).abs()
             rows.append(dict(attr=name, weight=w, n=len(pick), success=float((p[:, t] >= 0.5).float().mean()),
