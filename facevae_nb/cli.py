@@ -86,7 +86,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
         ) -> Path:
     "Train a VAE on generated faces, then write samples, latent figures and an edit strip; returns the run folder."
     from facevae_nb.train_command import run_training
-    from facevae_nb.generate import sample_to_file
+    from facevae_nb.arithmetic import sample_to_file
     from facevae_nb.latents import latent_figures, latent_paths
     from facevae_nb.runs import claim
     from facevae_nb.figures import edit_strip_to_file
@@ -113,7 +113,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
 COMMANDS = {
     'train':   ('facevae_nb.train_command:run_training', 'train a VAE and write a run folder '
                                                       '(config, weights, metrics, figures)'),
-    'sample':  ('facevae_nb.generate:sample_to_file', 'write a grid of new faces sampled from a trained run'),
+    'sample':  ('facevae_nb.arithmetic:sample_to_file', 'write a grid of new faces sampled from a trained run'),
     'latents': ('facevae_nb.latents:latent_figures',  'write figures of how the latent variables are distributed'),
     'edit':    ('facevae_nb.figures:edit_to_file', 'edit a face with attribute vectors (--attr '
                                                    'Smiling=1.5) or write an attribute strip'),
@@ -148,7 +148,7 @@ def _out_file(f) -> bool:
     p = inspect.signature(f).parameters.get('out')
     return p is not None and Path(str(p.default)).suffix.lower() in IMAGE_FORMATS
 
-def _check_out(cmd:str, f, kw:dict, overwrite:bool=False):
+def _check_out_files(cmd:str, f, kw:dict, overwrite:bool=False):
     "Check `out` before any slow work: a writable folder, or image files that are new (or `overwrite`) and no input."
     if kw.get('out') is None or 'out' not in inspect.signature(f).parameters: return
     if not _out_file(f): check_writable(kw['out'], folder=True); return
@@ -181,7 +181,7 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
             p = arg_parser(f, prog=f'facevae {cmd}')
             if _out_file(f): p.add_argument('--overwrite', action='store_true', help=_OVERWRITE)
             kw = vars(p.parse_args(rest)); overwrite = kw.pop('overwrite', False)
-            check_options(**kw); _check_out(cmd, f, kw, overwrite); _check_run_files(kw)
+            check_options(**kw); _check_out_files(cmd, f, kw, overwrite); _check_run_files(kw)
             f(**kw)
         except SystemExit as e: return e.code           # --help (0), or a bad option, already said in one line (2)
         except FaceVAEError as e: say('error', e); return 2
