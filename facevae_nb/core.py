@@ -184,7 +184,9 @@ OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, la
     'kl_warmup_epochs': (False, 0, True, None), 'warmup': (False, 0, True, 1), 'min_lr_frac': (False, 0, True, 1),
     'nan_backoff': (False, 0, False, 1), 'minutes': (False, 0, False, None), 'max_minutes': (False, 0, False, None),
     'seconds': (False, 0, False, None),
-    'threshold': (False, 0, True, None), 'temperature': (False, None, True, None)}
+    'threshold': (False, 0, True, None), 'temperature': (False, None, True, None),
+    'crop_frac': (False, 0, False, 1),   # the side of the centred square crop, as a fraction of the image width
+    'step_size': (False, 0, False, 1)}   # how far a latent walk moves each step
 
 _LISTS = ('widths', 'blocks')   # options that take several numbers: a list, or a string such as '32,64,128'
 

@@ -16,7 +16,8 @@ __all__ = ['attr_index', 'FaceCache', 'build_cache', 'finish_cache', 'reuse_cach
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, one_thread, check_writable
+from .core import (FaceVAEError, in_test, get_device, atomic_path, atomic_write_text, one_thread, check_writable,
+                             check_options)
 from .data_files import (CELEBA_ATTRS, LAYOUTS, SPLITS, CACHE_VERSION, FaceVAEWarning, CelebAFiles, CelebAIndex,
     write_celeba, find_celeba, official_partition, read_celeba, check_image_size, crop_box, load_face, split_name,
     split_indices, cache_key, cache_folder, build_lock, new_array, compact, decode_all, warn_skipped)
@@ -121,8 +122,7 @@ def build_cache(src:str|Path, # a CelebA folder (official, torchvision or Kaggle
                ) -> FaceCache:
     "Decode the CelebA folder `src` once into a memory-mappable uint8 cache (reused while its meta matches)."
     image_size = check_image_size(image_size)
-    if not 0 < crop_frac <= 1: raise FaceVAEError(f"crop_frac={crop_frac!r} must be in (0, 1]: the side of the "
-                                                  "centred square as a fraction of the width (default 128/178).")
+    check_options(crop_frac=crop_frac)                     # in (0, 1]: the project's shared rule
     f = find_celeba(src)
     key = cache_key(f, image_size, crop_frac)
     folder = Path(cache) if cache else cache_folder(f, image_size, crop_frac)

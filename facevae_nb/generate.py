@@ -71,7 +71,7 @@ def latent_walk(latent_dim:int, # size of each code
                 start:torch.Tensor|None=None # (D,) code to start from (already at your temperature), else a prior sample
                ) -> torch.Tensor:
     "A `(steps, D)` random walk z_{t+1} = sqrt(1-s²) z_t + s ε_t whose every step is distributed like the prior."
-    if not 0 < step_size <= 1: raise FaceVAEError(f"step_size must be in (0, 1], got {step_size}")
+    check_options(step_size=step_size)                     # in (0, 1]: the project's shared rule
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(steps, latent_dim, generator=g) * temperature
     z = [eps[0] if start is None else start.detach().float().cpu().reshape(latent_dim)]

@@ -14,7 +14,7 @@ __all__ = ['HUB_DATASET', 'HUB_CONFIG', 'HUB_LICENCE', 'hub_shards', 'is_hub_fol
 # %% ../nbs/01b_hub.ipynb #59578686
 import numpy as np
 import torch
-from .core import FaceVAEError, in_test, atomic_path, cache_dir, check_writable
+from .core import FaceVAEError, in_test, atomic_path, cache_dir, check_writable, check_options
 from .data import CELEBA_ATTRS, SPLITS, FaceCache, check_image_size, finish_cache, reuse_cache
 from .data_files import load_face_pil, build_lock, n_workers, compact, split_name
 
@@ -121,6 +121,7 @@ def build_hub_cache(src:str|Path, # a folder holding the Hub's parquet shards (s
     "Decode the CelebA parquet shards under `src` once into the face cache, with their split and attributes."
     import hashlib
     image_size, src = check_image_size(image_size), Path(src).expanduser().resolve()
+    check_options(crop_frac=crop_frac)                                   # before any decoding
     shards = hub_shards(src)
     key = _hub_key(shards, image_size, crop_frac)
     h = hashlib.sha1(f'{src}|hub|{image_size}|{crop_frac:.9f}'.encode()).hexdigest()[:10]
