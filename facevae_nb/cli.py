@@ -8,7 +8,7 @@ import argparse, importlib, inspect, json, math, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMANDS', 'arg_parser', 'demo', 'main']
+__all__ = ['DEMO_ATTRS', 'JUDGE_FILES', 'COMMANDS', 'arg_parser', 'demo_judge', 'demo_success', 'demo', 'main']
 
 # %% ../nbs/10_cli.ipynb #f7e00058
 from .core import (FaceVAEError, check_options, check_writable, check_new_file, image_format,
@@ -73,6 +73,65 @@ def arg_parser(f, # the function whose parameters become options
             p.add_argument(opt, dest=name, type=_arg_type(d['anno'], default), default=default, help=help_)
     return p
 
+# %% ../nbs/10_cli.ipynb #4932c647
+DEMO_ATTRS = ('Smiling', 'Eyeglasses', 'Blond_Hair')   # the attributes of the demo's edit strip
+JUDGE_FILES = ('judge/classifier.safetensors', 'judge/classifier.json')   # in the run folder
+
+def _check_drawing(run:Path):
+    "Refuse to continue a run on generated faces of an older drawing (`faces.GEN_VERSION`): it would train on others."
+    from facevae_nb.faces import GEN_VERSION
+    data = read_json(run/'config.json').get('data', {})
+    made = Path(str(data.get('cache') or '')).name
+    if data.get('data') == 'generated' and made.startswith('faces-v') and not made.startswith(f'faces-v{GEN_VERSION}-'):
+        raise FaceVAEError(f"{run} was trained on generated faces of an older drawing ({made}), and this facevae draws "
+                           "them differently: use another --out for a new demo (or move that run away)")
+
+def _faces_sha256(faces, idx) -> str:
+    "The hex sha256 of the images and labels of the faces `idx` of a `FaceCache`: what a judge learns from."
+    import hashlib, numpy as np
+    from facevae_nb.arithmetic import labels_sha256
+    h, idx = hashlib.sha256(labels_sha256(faces, idx).encode()), np.asarray(idx)
+    for i in range(0, len(idx), 1024): h.update(np.ascontiguousarray(faces.images[idx[i:i + 1024]]).tobytes())
+    return h.hexdigest()
+
+def demo_judge(run:str|Path, # a run folder trained on generated faces
+               epochs:int=4, # the classifier's passes over the run's training faces
+               seed:int=0, # its seed
+               device:str|None=None # where to train it
+              ):
+    "A classifier of the run's training faces, from RUN/judge/ if it was made from the same faces, else trained there."
+    from facevae_nb.measure import train_classifier, save_classifier, load_classifier
+    from facevae_nb.runs import claim, run_faces, run_split
+    run = Path(run); faces = run_faces(run); idx = run_split(run, faces, 'train')
+    made_from = _faces_sha256(faces, idx)
+    try:
+        clf = load_classifier(run/'judge', device)
+        if (clf.info.get('faces_sha256'), clf.info.get('epochs'), clf.info.get('seed')) == (made_from, epochs, seed):
+            return clf
+    except Exception: pass                             # missing, damaged or from other faces: train it again
+    claim(run, *JUDGE_FILES)                           # never over a file facevae did not write
+    clf = train_classifier(faces, index=idx, epochs=epochs, seed=seed, device=device, quiet=True)
+    save_classifier(clf, run/'judge', info=dict(faces_sha256=made_from, faces=str(faces.path)))
+    return clf
+
+def demo_success(run:str|Path, # a run folder trained on generated faces
+                 clf, # the judge (`demo_judge`)
+                 weight:float, # the weight the attributes are added with
+                 names=DEMO_ATTRS, # the attributes
+                 method:str|None=None, # how the vectors are estimated and applied (None: `run_vectors`' default)
+                 device:str|None=None # where to run the model
+                ) -> list:
+    "`edit_report` rows (success, drift, ...) of adding each attribute at `weight` to the validation faces lacking it."
+    from facevae_nb.model import load_run
+    from facevae_nb.core import get_device
+    from facevae_nb.runs import run_faces, run_split
+    from facevae_nb.arithmetic import run_vectors
+    from facevae_nb.measure import edit_report
+    model = load_run(run, device=get_device(device)); faces = run_faces(run)
+    V = run_vectors(run, model=model, **({'method': method} if method else {}))
+    rows = edit_report(model, clf, faces, run_split(run, faces, 'valid'), V, names, [weight])
+    return [r for r in rows if r['weight'] == weight]
+
 # %% ../nbs/10_cli.ipynb #6d6e2613
 def demo(out:str='runs/demo', # run folder to write (an existing demo run there is continued)
          minutes:float=3.0, # training time budget in minutes
@@ -84,7 +143,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
          quiet:bool=False, # no progress bar
          force:bool=False # write into an existing non-empty folder that is not a facevae run (its files are never overwritten or deleted)
         ) -> Path:
-    "Train a VAE on generated faces, then write samples, latent figures and an edit strip; returns the run folder."
+    "Train a VAE on generated faces, write samples, latent figures and an edit strip, and judge the edits; returns the run"
     from facevae_nb.train_command import run_training
     from facevae_nb.arithmetic import sample_to_file
     from facevae_nb.latents import latent_figures, latent_paths
@@ -93,20 +152,29 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
     check_options(minutes=minutes, epochs=epochs, n_faces=n_faces, seed=seed)
     out = check_writable(out, folder=True)
     resume = (out/'checkpoints'/'last.json').exists()
+    if resume and (out/'config.json').is_file(): _check_drawing(out)
     run = Path(run_training(data='generated', out=str(out), preset='default', image_size=image_size, epochs=epochs,
                             n_faces=n_faces, max_minutes=minutes, resume=resume, seed=seed, device=device, quiet=quiet,
                             force=force))
     figures = [run/'figures'/'samples.png', *latent_paths(run/'figures'/'latents.png'), run/'figures'/'edits.png']
     # never over a file facevae did not write (in a run the demo made before it listed its figures: those figures)
     claim(run, *(f.relative_to(run).as_posix() for f in figures), adopt=resume)
+    claim(run, *JUDGE_FILES)                                                   # the judge's files: never a user's
     samples = sample_to_file(run, n=64, temperature=0.8, seed=seed, out=run/'figures'/'samples.png', device=device)
     figs = latent_figures(run, out=run/'figures'/'latents.png', max_images=2000, device=device)
-    edits = edit_strip_to_file(run, run/'figures'/'edits.png', device=device)   # Smiling, Eyeglasses, Blond_Hair added
+    strip = inspect.signature(edit_strip_to_file).parameters                   # the strip's own defaults
+    weight, method = max(float(w) for w in strip['weights'].default), strip['method'].default
+    edits = edit_strip_to_file(run, run/'figures'/'edits.png', names=DEMO_ATTRS, device=device)
+    success = demo_success(run, demo_judge(run, device=device), weight, DEMO_ATTRS, method, device)
     rows = [json.loads(l) for l in (run/'metrics.jsonl').read_text().splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     print(f"demo run: {run}\n  validation PSNR {last.get('val_psnr', float('nan')):.2f} dB, "
-          f"{last.get('val_nelbo_bpd', float('nan')):.3f} bits/dim after {last.get('epoch', '?')} epochs")
+          f"{last.get('val_nelbo_bpd', float('nan')):.3f} bits/dim after {last.get('epoch', float('nan')):.3g} epochs "
+          f"({last.get('step', '?')} steps)")
     for p in [run/'model.safetensors', samples, *figs, edits]: print(f'  wrote {p}')
+    print(f"  the edits, judged by a classifier trained on the generated faces ({run/'judge'}): the share of validation "
+          f"faces that lacked the attribute and have it at weight {weight:g} (at weight 0)")
+    for r in success: print(f"  {r['attr']}: success {r['success']:.2f} ({r['success0']:.2f}) of {r['n']} faces")
     return run
 
 # %% ../nbs/10_cli.ipynb #91b1d20b

@@ -148,32 +148,38 @@ def _nose(img, p, L):
     _over(img, win, .35*_ell(X, Y, L['cx'], L['cy'] + 5*s, 2.6*s, 1.6*s), p['skin']*.6)
 
 def _mouth(img, p, L):
-    "A line or a smile (the lower rim of a ring); open: a dark oval, teeth when smiling; lipstick colours the lips"
+    "A line, or a smile: a wide open grin (teeth over a dark mouth, lips round it); open: a dark oval (a taller grin)"
     s, cx, smile, B = L['s'], L['cx'], p['smiling'], len(L['s'])
-    win = (66, 88, 28, 62); X, Y = _grid(win)
+    win = (64, 90, 24, 66); X, Y = _grid(win)
     my, mw = L['cy'] + 13.5*s, s*p['mouth_w']
     lips = torch.where(p['wearing_lipstick'].view(B, 1) > 0, torch.tensor([.78, .10, .22]),
                        p['skin']*torch.tensor([.62, .4, .4]))
-    line = _ell(X, Y, cx, my, mw, 1.3*s, .6)
-    sw = mw + 2.5*s   # a smile is wider, and curves up at the corners
-    ring = (_ell(X, Y, cx, my - 5*s, sw, 6.6*s, .6) - _ell(X, Y, cx, my - 6.8*s, sw, 6*s, .6)).clamp_(0, 1)
-    ring = ring*((Y - (my - 4.5*s))/1.5).clamp(0, 1)
-    _over(img, win, torch.lerp(line, ring, smile), lips)
-    mouth_open = p['mouth_slightly_open']*_ell(X, Y, cx, my + .8*s + smile*.6, mw*(.7 + .3*smile), 2.8*s, .6)
-    _over(img, win, mouth_open, _rgb(B, .25, .05, .06))
-    _over(img, win, mouth_open*smile*((my - Y + .6)/1.2).clamp(0, 1), _rgb(B, .95, .95, .92))
+    opened = p['mouth_slightly_open']
+    # no smile: a closed line (an oval when the mouth is open)
+    line = _ell(X, Y, cx, my, mw, 1.3*s, .6)*(1 - smile)
+    _over(img, win, line, lips)
+    _over(img, win, (1 - smile)*opened*_ell(X, Y, cx, my + .8*s, mw*.7, 2.8*s, .6), _rgb(B, .25, .05, .06))
+    # smile: the lower half of an ellipse below a slightly raised line, lips as its rim, teeth in its upper part
+    sw, sh = mw + 3*s, s*(6.5 + 1.5*opened)
+    top = my - 1.5*s
+    outer = _ell(X, Y, cx, top, sw + 1.4*s, sh + 1.4*s, .6)*(Y - top + 1.4*s).clamp(0, 1)
+    inner = _ell(X, Y, cx, top, sw, sh, .6)*(Y - top).clamp(0, 1)
+    _over(img, win, smile*outer, lips)
+    _over(img, win, smile*inner, _rgb(B, .22, .04, .05))
+    teeth = inner*(top + 2.6*s - Y).clamp(0, 1)
+    _over(img, win, smile*teeth, _rgb(B, .97, .97, .94))
 
 def _glasses(img, p, L):
-    "Glasses: tinted lenses, two rims and a bridge."
+    "Glasses: tinted lenses, two thick rims and a bridge."
     s, cx, ey, eye_dx, glasses = L['s'], L['cx'], L['ey'], L['eye_dx'], p['eyeglasses']
-    win = (44, 64, 18, 71); X, Y = _grid(win)
+    win = (42, 66, 16, 73); X, Y = _grid(win)
     rims = []
     for side in (-1, 1):
         ex = cx + side*eye_dx
-        o, i = _ell(X, Y, ex, ey, 6.5*s, 5*s, .6), _ell(X, Y, ex, ey, 5.3*s, 3.9*s, .6)
-        _over(img, win, glasses*i*.18, _rgb(len(s), .6, .7, .8))
+        o, i = _ell(X, Y, ex, ey, 7*s, 5.6*s, .6), _ell(X, Y, ex, ey, 5.2*s, 3.8*s, .6)
+        _over(img, win, glasses*i*.35, _rgb(len(s), .35, .45, .55))
         rims.append((o - i).clamp_(0, 1))
-    bridge = _ell(X, Y, cx, ey - 1, eye_dx - 5*s, .8*s, .6)
+    bridge = _ell(X, Y, cx, ey - 1, eye_dx - 5*s, 1.2*s, .6)
     _over(img, win, glasses*torch.maximum(torch.maximum(rims[0], rims[1]), bridge), p['frame'])
 
 def _bangs_and_hat(img, p, L):
@@ -208,7 +214,7 @@ def render_faces(attrs:torch.Tensor, # bool (B,40): which attributes each face s
     return out
 
 # %% ../nbs/02_faces.ipynb #35c33313
-GEN_VERSION = 1
+GEN_VERSION = 2   # bumped whenever the drawing changes: faces of another version are drawn anew
 
 def _write_jpegs(folder, x, ids, quality=92):
     "Save uint8 (B,H,W,3) images as NNNNNN.jpg."
