@@ -221,7 +221,7 @@ def read_photo(path, # a photo file of any size
 def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and the faces it was trained on)
                  image:str|None=None, # a photo to edit (any size; framed like the training faces)
                  index:int|None=None, # or: the face with this index in the run's validation split (its training faces if it has none)
-                 attr:list[str]|None=None, # attributes to add, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
+                 attr:list[str]|None=None, # attributes to add, NAME=WEIGHT, e.g. Smiling=1.5 (weight 1: as far as the mean faces with and without it are apart; negative removes)
                  strip:str|None=None, # write a strip of this attribute over --weights instead of one edit
                  out:str|Path='edited.png', # image file to write (.png, .jpg, ...), never the --image itself
                  weights:str='-3,-2,-1,0,1,2,3,4', # the strip's weights, comma-separated (on the command line: --weights=-2,0,2)
