@@ -483,7 +483,7 @@ def sample_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors) or 
                    out:str|Path='samples.png', # image file to write (.png, .jpg, ...)
                    nrow:int=8, # faces per row of the grid
                    device:str|None=None, # 'cuda', 'mps', 'cpu' or None for the best available
-                   attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT (repeatable), e.g. Smiling=1.5
+                   attr:list[str]|None=None, # attributes to give every face, NAME=WEIGHT, e.g. Smiling=1.5 (weight 1: as far as the mean faces with and without it are apart)
                    method:str='per-face' # 'per-face' (balanced vectors, each face its own amount), 'mean' or 'regression'
                   ) -> Path:
     "Sample `n` faces from the model of `run` (optionally with attributes added) into one grid; returns its path."
