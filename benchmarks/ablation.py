@@ -5,8 +5,11 @@ batch 128, linear warm-up then cosine decay, unless the variant's row says other
 and scored once with `train.evaluate`, the numbers a training run writes to metrics.csv: PSNR of decode(mu), mean KL
 and the calibrated negative ELBO in bits/dim (z sampled). No loop or metric of its own.
 
-  nice -n 5 python benchmarks/ablation.py                         # the table in nbs/03_model.ipynb (all variants)
+  OMP_NUM_THREADS=1 nice -n 5 python benchmarks/ablation.py --variants seed,+calibrated,+silu-nonorm,default,gn
+                                                                  # the table in nbs/03_model.ipynb (108 steps each;
+                                                                  # one process per variant runs them side by side)
   nice -n 5 python benchmarks/ablation.py --variants seed,default --seed 1   # a second seed for the noise level
+  nice -n 5 python benchmarks/ablation.py --epochs 20 --variants +silu-nonorm,default   # the schedule, longer
   nice -n 5 python benchmarks/ablation.py --speed                 # images/s of a training step, side by side
   python benchmarks/ablation.py --quick                           # a smoke run of both modes (seconds)
 
@@ -101,7 +104,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--speed', action='store_true', help='only time a training step of each variant')
     ap.add_argument('--quick', action='store_true', help='a smoke run of both modes')
-    ap.add_argument('--epochs', type=int, default=6, help='passes over the 7,000 training faces (54 steps each)')
+    ap.add_argument('--epochs', type=int, default=2, help='passes over the 7,000 training faces (54 steps each)')
     ap.add_argument('--variants', default='all', help="comma-separated names, or 'all'")
     ap.add_argument('--seed', type=int, default=0, help='seed for initialisation, batch order and flips')
     a = ap.parse_args()
