@@ -27,7 +27,7 @@ def facevae(*args, cwd=None):
 
 def needs_edit():
     from facevae_nb.cli import COMMANDS
-    if 'edit' not in COMMANDS: pytest.skip("the CLI has no 'edit' command yet (wired in nbs/10_cli.ipynb)")
+    if 'edit' not in COMMANDS: pytest.skip("the CLI has no 'edit' command yet (wired in nbs/12_cli.ipynb)")
 
 
 def photo(path, size):

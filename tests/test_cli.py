@@ -1,6 +1,6 @@
 """The `facevae` command as a user runs it (a real subprocess, the installed command), and what needs a read-only
 folder, a monkeypatched full disk or real training runs. The parser, the one-line errors, the damaged run files and
-the demo are checked in nbs/10_cli.ipynb."""
+the demo are checked in nbs/12_cli.ipynb."""
 import errno, os, subprocess, sys, time
 from pathlib import Path
 

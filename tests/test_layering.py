@@ -107,10 +107,8 @@ def test_scripts_use_public_names():
     assert not bad, 'private names of facevae_nb used by scripts:\n' + '\n'.join(bad)
 
 
-# Modules of a later notebook that earlier ones may import today: runs (13_runs) is used from 05_train on, measure
-# (12_measure) by 10_cli's demo. The lead renumbers the notebooks so that their numbers follow the dependency order;
-# then this is empty.
-LATER_OK = {'runs', 'measure'}
+# Modules of a later notebook that earlier ones may import: none (the file numbers follow the imports).
+LATER_OK = set()
 
 
 def test_imports_follow_notebook_order():
@@ -121,8 +119,8 @@ def test_imports_follow_notebook_order():
     assert not bad, 'a module imports from a later notebook:\n' + '\n'.join(bad)
 
 
-# Notebooks that import a later notebook's module today (the notebook, the module). Renumbering empties this.
-NB_LATER_OK = {'runs', 'measure', 'course'}
+# Notebooks that may import a later notebook's module (the notebook, the module): none.
+NB_LATER_OK = set()
 
 
 def test_notebooks_follow_notebook_order():
@@ -139,6 +137,37 @@ def test_notebooks_follow_notebook_order():
             if nb[m] > f.stem and m not in NB_LATER_OK and (f.stem, m) not in NB_LATER_OK:
                 bad.append(f'{f.name} imports {m} ({nb[m]})')
     assert not bad, 'a notebook imports a later notebook\'s module:\n' + '\n'.join(bad)
+
+
+def _sidebar() -> dict:
+    "{section title: [notebook stems]} of the hand-written sidebar in nbs/_quarto.yml ('' for pages outside a section)."
+    import yaml
+    out = {}
+    def walk(items, sec):
+        for it in items:
+            if isinstance(it, str): out.setdefault(sec, []).append(it.removesuffix('.ipynb'))
+            elif isinstance(it, dict) and 'section' in it: walk(it.get('contents', []), it['section'])
+    walk(yaml.safe_load((ROOT/'nbs'/'_quarto.yml').read_text())['website']['sidebar']['contents'], '')
+    return out
+
+
+def test_one_order_everywhere():
+    """Every numbered notebook is in the sidebar once, each section in file-number order, and the guide's tables list
+    the same pages in the same order as the sidebar's sections."""
+    import json
+    side = _sidebar()
+    numbered = sorted(p.stem for p in (ROOT/'nbs').glob('*.ipynb') if re.match(r'\d', p.name))
+    listed = [s for sec in side.values() for s in sec if re.match(r'\d', s)]
+    assert sorted(listed) == numbered, f'sidebar (nbs/_quarto.yml) and nbs/ differ: {set(listed) ^ set(numbered)}'
+    for sec, stems in side.items():
+        num = [s for s in stems if re.match(r'\d', s)]
+        assert num == sorted(num), f'sidebar section {sec!r} is not in file-number order: {num}'
+    guide = json.loads((ROOT/'nbs'/'guide.ipynb').read_text())
+    text = '\n'.join(''.join(c['source']) for c in guide['cells'] if c['cell_type'] == 'markdown')
+    tables = re.findall(r'((?:^\| \[`\d\w*`\].*\n?)+)', text, flags=re.M)
+    in_guide = [re.findall(r'^\| \[`(\w+)`\]', t, flags=re.M) for t in tables]
+    test = [[s for s in stems if re.match(r'\d', s)] for stems in side.values() if any(re.match(r'\d', s) for s in stems)]
+    assert in_guide == test, f"nbs/guide.ipynb's tables {in_guide} must list the sidebar's sections {test}"
 
 
 def test_sample_command_does_not_load_matplotlib():

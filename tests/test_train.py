@@ -1,7 +1,7 @@
 """Training as processes and real runs: exact resume after a real SIGKILL, 2-process DDP on CPU, non-finite losses
 and time budgets in real runs, run folders shared with a user's files or another process, and many bad option values.
 The recipe, the guarded step, the prior refit, the checks before a run and the checkpoints are checked in
-nbs/05_train.ipynb, nbs/05b_training_run.ipynb and nbs/13_runs.ipynb."""
+nbs/05_train.ipynb, nbs/05c_training_run.ipynb and nbs/04b_runs.ipynb."""
 import dataclasses, json, math, os, random, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -371,7 +371,7 @@ def test_a_stale_lock_is_taken_over(script, tmp_path, capsys):
     assert (out/'model.safetensors').exists()
 
 
-# many bad values: every setting a resume must keep (--image-size is checked in nbs/05b_training_run.ipynb)
+# many bad values: every setting a resume must keep (--image-size is checked in nbs/05c_training_run.ipynb)
 @pytest.mark.parametrize('opt,val,msg', [
     ('preset', 'seed', '--preset default, not seed'), ('latent_dim', 8, '--latent-dim 16, not 8'), ('widths', '8,16,32', '--widths 16,32,64, not 8,16,32'),
     ('n_faces', 500, '--n-faces 400, not 500'), ('holdout', 40, '--holdout none, not 40'),
