@@ -69,7 +69,7 @@ def _shows(tree) -> bool:
     def calls(nodes):
         for n in nodes:
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)): continue
-            if isinstance(n, ast.Call):
+            if isinstance(n, ast.Call) and not (closes and ast.unparse(n.func) not in ('print', 'display')):
                 f = n.func
                 if isinstance(f, ast.Name) and PLOT_CALL.match(f.id): return True
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in PLOT_OBJ \
@@ -78,6 +78,7 @@ def _shows(tree) -> bool:
         return False
     body = tree.body
     if not body: return False
+    closes = any(isinstance(n, ast.Call) and ast.unparse(n.func) in ('plt.close', 'plt.close_all') for n in ast.walk(tree))
     last = body[-1]
     if isinstance(last, ast.Expr) and not isinstance(last.value, (ast.Call, ast.Await, ast.Constant)): return True
     return calls(body)

@@ -46,7 +46,9 @@ def run_one(nb: Path, flags: set):
         if 'nbdev_export' + '(' in cell.source: return True
         d = getattr(cell, 'directives_', {}) or {}
         if d.get('eval:', [''])[0].lower() == 'false': return True
-        return bool(skip & d.keys())
+        if skip & d.keys(): return True
+        cell.outputs = []              # execnb keeps a cell's old outputs when the new run prints nothing
+        return False
 
     def post(cell):
         if cell.cell_type != 'code': return
