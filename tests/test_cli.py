@@ -200,12 +200,14 @@ def test_latents_on_a_run_without_validation_faces(tmp_path, capsys):
     assert code == 0 and (tmp_path/'l.png').is_file(), lines
     assert lines == [f"facevae latents: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
                      "split); showing the training faces instead (--split chooses another split)"]
-    # edit --index falls back the same way (it has no --split to advise), and --balanced on so few faces still works
-    code, lines = _main(capsys, 'edit', '--run', str(tmp_path/'run'), '--index', '2', '--attr', 'Smiling=1', '--balanced',
-                        '--out', str(tmp_path/'e.png'))
-    assert code == 0 and (tmp_path/'e.png').is_file(), lines
-    assert lines == [f"facevae edit: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
-                     "split); --index counts its training faces instead"], lines
+    # edit --index falls back the same way (it has no --split to advise), and balancing on so few faces still works:
+    # the default method (per-face, balanced) and --method mean --balanced
+    for i, extra in enumerate([(), ('--method', 'mean', '--balanced')]):
+        code, lines = _main(capsys, 'edit', '--run', str(tmp_path/'run'), '--index', '2', '--attr', 'Smiling=1', *extra,
+                            '--out', str(tmp_path/f'e{i}.png'))
+        assert code == 0 and (tmp_path/f'e{i}.png').is_file(), lines
+        assert lines == [f"facevae edit: warning: {tmp_path/'run'} has no validation faces (it was trained without a validation "
+                         "split); --index counts its training faces instead"], lines
 
 
 def _installed():
