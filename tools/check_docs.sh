@@ -32,5 +32,6 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     echo "Chromium not found: run 'sudo apt-get install -y chromium' (heights and screenshots are skipped)"
   fi
 fi
+rm -rf _proc _docs     # a page of a renamed or deleted notebook must not survive from an earlier build
 PATH="$QPATH$PATH" nbdev_docs
 $PY tools/check_docs.py _docs "$@"
