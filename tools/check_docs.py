@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
 from run_nbs import REAL_DATA                 # the cells whose outputs are never saved: they read real CelebA
+from colab_cells import settings, repo_path   # 'user/repo' from settings.ini's git_url, as the Colab badges use it
 MAX_STDERR_LINES = 5          # saved stderr longer than this is noise on a page (progress bars, logs)
 MIN_IMG_W, MAX_IMG_W = 200, 1400   # px: narrower is unreadable; wider is shrunk below ~55% in the ~760 px column
 WIDTH = 1280
@@ -172,7 +173,7 @@ def check(site: Path) -> list:
     readme = ROOT/'README.md'
     if readme.exists():
         text = readme.read_text()
-        raw = 'https://raw.githubusercontent.com/' + _repo() + '/main/'
+        raw = 'https://raw.githubusercontent.com/' + repo_path(settings()['git_url']) + '/main/'
         for src in re.findall(r'<img\b[^>]*\bsrc="([^"]+)"|!\[[^\]]*\]\(([^)\s]+)', text):
             src = next(s for s in src if s)
             if not urlparse(src).scheme:      # a relative path breaks on PyPI and in the site's copy of the page
@@ -186,13 +187,6 @@ def check(site: Path) -> list:
         for block in re.findall(r'```\s*python\n(.*?)```', text, flags=re.S):
             if re.search(r'\btest_\w+|\bassert\b', block): problems.append(f'README.md: a test cell leaked in ({block.strip().splitlines()[0][:60]}): hide it with #| hide in nbs/index.ipynb')
     return problems
-
-
-def _repo() -> str:
-    "'user/repo' from settings.ini's git_url."
-    import configparser
-    cp = configparser.ConfigParser(); cp.read(ROOT/'settings.ini')
-    return re.sub(r'^https?://github\.com/|\.git$|/$', '', cp['DEFAULT']['git_url'])
 
 
 def chromium():
