@@ -8,14 +8,16 @@ Each notebook runs in its own process, skipping what `nbdev_test` skips (`#| eva
 Figures are saved as plain 1x PNG (not retina), large ones (grids of faces) as JPEG, so saved outputs stay small.
 
 Licensing: CelebA images may not be redistributed, so the outputs of cells that read the real data folders
-(`../shared/data`, named `SHARED` in the notebooks, or run only when `REAL` data was found) are dropped before saving; model outputs are kept.
+(`../shared/data`, named `SHARED` in the notebooks) are dropped before saving, and so are those of `if REAL:` cells when
+the notebook's run was trained on real CelebA (`REAL` true); model outputs are kept.
 Run `nbdev_clean` afterwards.
 """
 import argparse, os, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = re.compile(r"\bSHARED\b|(?m:^if REAL\b)|shared/data|'shared'\s*/\s*'data'")   # `if REAL:` a block run only on real data
+REAL_DATA = re.compile(r"\bSHARED\b|shared/data|'shared'\s*/\s*'data'")   # a cell that reads the real data folders
+IF_REAL = re.compile(r"(?m:^if REAL\b)")   # a block run only when the notebook's run was trained on real CelebA (`REAL`)
 PROGRESS = re.compile(r"\r|\d+it/s|\d+/\d+ \[\d")
 
 
@@ -52,7 +54,8 @@ def run_one(nb: Path, flags: set):
 
     def post(cell):
         if cell.cell_type != 'code': return
-        if REAL_DATA.search(cell.source): cell.outputs = []
+        real = bool(sh.user_ns.get('REAL'))         # the course run is on generated faces: then `if REAL:` cells keep theirs
+        if REAL_DATA.search(cell.source) or (real and IF_REAL.search(cell.source)): cell.outputs = []
         # progress bars (tqdm writes frames with carriage returns to stderr) render as pages of text on the site
         cell.outputs = [o for o in cell.outputs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr'
                                                         and PROGRESS.search(''.join(o.get('text', ''))))]
