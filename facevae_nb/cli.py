@@ -77,6 +77,7 @@ def arg_parser(f, # the function whose parameters become options
 DEMO_ATTRS = ('Smiling', 'Eyeglasses', 'Blond_Hair')   # the attributes of the demo's edit strip
 JUDGE_FILES = ('judge/classifier.safetensors', 'judge/classifier.json')   # in the run folder
 
+# %% ../nbs/12_cli.ipynb #082f9da8
 def _check_drawing(run:Path):
     "Refuse to continue a run on generated faces of an older drawing (`faces.GEN_VERSION`): it would train on others."
     from facevae_nb.faces import GEN_VERSION
@@ -86,6 +87,7 @@ def _check_drawing(run:Path):
         raise FaceVAEError(f"{run} was trained on generated faces of an older drawing ({made}), and this facevae draws "
                            "them differently: use another --out for a new demo (or move that run away)")
 
+# %% ../nbs/12_cli.ipynb #09a4bd0a
 def _faces_sha256(faces, idx) -> str:
     "The hex sha256 of the images and labels of the faces `idx` of a `FaceCache`: what a judge learns from."
     import hashlib, numpy as np
@@ -114,6 +116,7 @@ def demo_judge(run:str|Path, # a run folder trained on generated faces
     save_classifier(clf, run/'judge', info=dict(faces_sha256=made_from, faces=str(faces.path)))
     return clf
 
+# %% ../nbs/12_cli.ipynb #6093c1cb
 def demo_success(run:str|Path, # a run folder trained on generated faces
                  clf, # the judge (`demo_judge`)
                  weight:float, # the weight the attributes are added with
@@ -131,6 +134,19 @@ def demo_success(run:str|Path, # a run folder trained on generated faces
     V = run_vectors(run, model=model, **({'method': method} if method else {}))
     rows = edit_report(model, clf, faces, run_split(run, faces, 'valid'), V, names, [weight])
     return [r for r in rows if r['weight'] == weight]
+
+# %% ../nbs/12_cli.ipynb #7318019f
+def _report(run:Path, files:list, weight:float, success:list):
+    "Print the demo's summary: the last validation metrics, the files written, the judged edits."
+    rows = [json.loads(l) for l in (run/'metrics.jsonl').read_text().splitlines() if l.strip()]
+    last = rows[-1] if rows else {}
+    print(f"demo run: {run}\n  validation PSNR {last.get('val_psnr', float('nan')):.2f} dB, "
+          f"{last.get('val_nelbo_bpd', float('nan')):.3f} bits/dim after {last.get('epoch', float('nan')):.3g} epochs "
+          f"({last.get('step', '?')} steps)")
+    for p in files: print(f'  wrote {p}')
+    print(f"  the edits, judged by a classifier trained on the generated faces ({run/'judge'}): the share of validation "
+          f"faces that lacked the attribute and have it at weight {weight:g} (at weight 0)")
+    for r in success: print(f"  {r['attr']}: success {r['success']:.2f} ({r['success0']:.2f}) of {r['n']} faces")
 
 # %% ../nbs/12_cli.ipynb #6d6e2613
 def demo(out:str='runs/demo', # run folder to write (an existing demo run there is continued)
@@ -166,15 +182,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
     weight, method = max(float(w) for w in strip['weights'].default), strip['method'].default
     edits = edit_strip_to_file(run, run/'figures'/'edits.png', names=DEMO_ATTRS, device=device)
     success = demo_success(run, demo_judge(run, device=device), weight, DEMO_ATTRS, method, device)
-    rows = [json.loads(l) for l in (run/'metrics.jsonl').read_text().splitlines() if l.strip()]
-    last = rows[-1] if rows else {}
-    print(f"demo run: {run}\n  validation PSNR {last.get('val_psnr', float('nan')):.2f} dB, "
-          f"{last.get('val_nelbo_bpd', float('nan')):.3f} bits/dim after {last.get('epoch', float('nan')):.3g} epochs "
-          f"({last.get('step', '?')} steps)")
-    for p in [run/'model.safetensors', samples, *figs, edits]: print(f'  wrote {p}')
-    print(f"  the edits, judged by a classifier trained on the generated faces ({run/'judge'}): the share of validation "
-          f"faces that lacked the attribute and have it at weight {weight:g} (at weight 0)")
-    for r in success: print(f"  {r['attr']}: success {r['success']:.2f} ({r['success0']:.2f}) of {r['n']} faces")
+    _report(run, [run/'model.safetensors', samples, *figs, edits], weight, success)
     return run
 
 # %% ../nbs/12_cli.ipynb #91b1d20b
@@ -225,12 +233,14 @@ def _check_out_files(cmd:str, f, kw:dict, overwrite:bool=False):
     inputs = [v for k, v in kw.items() if k != 'out' and isinstance(v, str) and Path(v).expanduser().is_file()]
     for p in files: check_new_file(p, inputs, overwrite)
 
+# %% ../nbs/12_cli.ipynb #2c826cd6
 def _check_run_files(kw:dict):
     "Read each JSON file of the run folder the command opens (--run, or --out to resume): a damaged one is named."
     for folder in [kw.get('run'), kw.get('out') if kw.get('resume') else None]:
         if folder is None or not Path(folder).is_dir(): continue
         for p in sorted(Path(folder).glob('*.json')) + sorted(Path(folder).glob('checkpoints/*.json')): read_json(p)
 
+# %% ../nbs/12_cli.ipynb #1fddee8f
 def main(argv:list|None=None # arguments (default: sys.argv[1:])
         ) -> int:
     "The `facevae` command: dispatch to a subcommand; every user error or OS error is one line on stderr, status 2."

@@ -80,6 +80,7 @@ def _umask() -> int:
     except (OSError, TypeError, ValueError):
         m = os.umask(0o22); os.umask(m); return m
 
+# %% ../nbs/00_core.ipynb #e9e2eeda
 def _io_error(e:BaseException, path:Path):
     "`e` as an `OSError` naming `path`, when it is an I/O error that does not name a file of its own; else None."
     if isinstance(e, OSError): code, msg = e.errno, e.strerror
@@ -90,6 +91,7 @@ def _io_error(e:BaseException, path:Path):
     if code is None: return None
     return OSError(code, msg, str(path))
 
+# %% ../nbs/00_core.ipynb #2e0bcd0e
 @contextlib.contextmanager
 def atomic_path(path:str|Path # the final file name
                ):
@@ -190,6 +192,7 @@ OPTION_RULES = {  # name: (whole number?, smallest, smallest itself allowed?, la
 
 _LISTS = ('widths', 'blocks')   # options that take several numbers: a list, or a string such as '32,64,128'
 
+# %% ../nbs/00_core.ipynb #3bbfbb09
 def _numbers(s:str) -> list:
     "The comma-separated numbers of `s` (a piece that is not a number stays a string, for the error message)."
     out = []
@@ -198,6 +201,7 @@ def _numbers(s:str) -> list:
         except ValueError: out.append(p.strip())
     return out
 
+# %% ../nbs/00_core.ipynb #da134b83
 def check_options(**values) -> dict:
     "Check option values by name against `OPTION_RULES` and every number for being finite; returns them, lists parsed."
     for name, v in values.items():
@@ -221,7 +225,6 @@ def check_options(**values) -> dict:
             if hi is not None and x > hi: raise FaceVAEError(f"{name}={v!r} is too "
                                                              f"large:{it or ' it'} must be at most {hi}")
     return values
-
 
 # %% ../nbs/00_core.ipynb #08f0b8a9
 def cache_dir(sub:str='' # a sub-folder
@@ -283,6 +286,7 @@ class DeviceSettings:
         return (f"{self.device}: {self.precision}{' + GradScaler' if self.grad_scaler else ''}, {layout}, "
                 f"{self.threads} thread{'s'*(self.threads != 1)} ({self.why})")
 
+# %% ../nbs/00_core.ipynb #f6edf856
 def _native(caps:dict) -> tuple:
     "(the 16-bit type the device runs natively or None, why) from `device_caps`."
     if caps['type'] == 'cuda':
@@ -296,6 +300,7 @@ def _native(caps:dict) -> tuple:
         return None, f"{caps.get('name', 'CPU')}, {caps.get('isa', '?')}: no native bf16"
     return None, 'autocast on MPS is not measured to pay'
 
+# %% ../nbs/00_core.ipynb #9cf86d36
 def device_settings(device:str|torch.device|None=None, # a device, or None for the best available
                     amp:bool|None=None, # None: the rule; True: autocast even where emulated; False: float32
                     channels_last:bool|None=None, # None: the rule (on for CPUs and tensor-core GPUs)
@@ -315,6 +320,7 @@ def device_settings(device:str|torch.device|None=None, # a device, or None for t
     threads = max(1, min(c['threads'], c['cores']) // max(1, processes)) if c['type'] == 'cpu' else c['threads']
     return DeviceSettings(c['type'], prec, cl, threads, why)
 
+# %% ../nbs/00_core.ipynb #77a907fe
 def amp_dtype(device:str|torch.device # the device the model runs on
              ) -> torch.dtype|None:
     "The autocast dtype `device_settings` picks for `device`: bf16 or fp16 where native, None (float32) elsewhere."

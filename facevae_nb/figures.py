@@ -100,6 +100,7 @@ def photo_frame(w:int, # the photo's width in pixels
     u = (r - l)/image_size                                        # photo pixels per face pixel
     return round(l/u)*u, round(t/u)*u, r - l
 
+# %% ../nbs/08b_figures.ipynb #032bf782
 def _photos(photo) -> torch.Tensor:
     "(N,3,H,W) of a photo (3,H,W) or photos (N,3,H,W); another shape is one clear error."
     x = torch.as_tensor(photo)
@@ -131,6 +132,7 @@ def _ramp(c, lo, hi, f, lo_in, hi_in):
     r = (d/f).clamp(0, 1) if f > 0 else (d > 0).float()
     return r*r*(3 - 2*r)
 
+# %% ../nbs/08b_figures.ipynb #a78c60a6
 def paste_residual(photo, # a photo (3,H,W) or photos of one size (N,3,H,W), uint8 or float in [0,1]
                    residual:torch.Tensor, # the change of the framed face (3,S,S) or (N,3,S,S), e.g. dec(z+wv) - dec(z)
                    crop_frac:float=128/178, # as in `load_face`
@@ -176,6 +178,7 @@ def edit_photo(model, # a trained VAE
     res = edit_faces(model, z, w, vectors, **kwargs) - decode_codes(model, z)
     return paste_residual(photo, res, crop_frac, feather)
 
+# %% ../nbs/08b_figures.ipynb #b8788fe2
 def read_photo_pixels(path, # a photo file (read it with `read_photo` first: that names what is wrong with it)
                       name:str|None=None # how an error names the file (default: its path)
                      ) -> torch.Tensor:
@@ -204,6 +207,7 @@ def _parse_weights(weights) -> tuple:
                                       "write e.g. --weights=-3,-2,-1,0,1,2,3,4")
     return tuple(float(w) for w in items)
 
+# %% ../nbs/08b_figures.ipynb #113e870a
 def read_photo(path, # a photo file of any size
                image_size:int, # the model's image size
                name:str|None=None # how an error names the file (default: its path), e.g. an upload's file name
@@ -218,6 +222,36 @@ def read_photo(path, # a photo file of any size
                            "give a JPEG or PNG photo") from None
     return torch.from_numpy(x)[None].float().div(255)
 
+# %% ../nbs/08b_figures.ipynb #10326e5b
+def _edit_plan(image, index, attr, strip, weights, view) -> tuple:
+    "(attributes, strip attribute, strip weights, edit the photo?) of an `edit_to_file` call, or its one-line error."
+    if (image is None) == (index is None):
+        raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
+                           + (", not both" if image is not None else ""))
+    attrs, name = parse_attrs(attr), (attr_names([strip])[0] if strip else None)
+    ws = _parse_weights(weights) if name else None
+    if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "
+                                                      "(repeatable) and/or --strip NAME")
+    if view not in (None, 'photo', 'reconstruction'):
+        raise FaceVAEError(f"unknown view {view!r}; use --view photo (the photo at its own size, with the edit) or "
+                           "--view reconstruction (input, reconstruction and edit at the model's size)")
+    if view == 'photo' and (image is None or name):
+        raise FaceVAEError("--view photo edits a photo (--image FILE) at its own size; " + (
+            "a strip (--strip) is drawn from decoded faces" if name else "a face of the run (--index) has no photo")
+            + ": leave out --view photo")
+    return attrs, name, ws, image is not None and name is None and view != 'reconstruction'
+
+# %% ../nbs/08b_figures.ipynb #c9db1284
+def _run_face(run:Path, index:int) -> torch.Tensor:
+    "Face `index` of the run's validation split (of its training faces if it has none): (1,3,S,S) float."
+    faces = run_faces(run)
+    idx, split = split_or_train(run, faces, 'valid', None, '--index counts its training faces instead')
+    if not 0 <= int(index) < len(idx):
+        raise FaceVAEError(f"index {index} is out of range: the {'validation' if split == 'valid' else split} "
+                           f"split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
+    return faces.get(idx[int(index)])
+
+# %% ../nbs/08b_figures.ipynb #6171398f
 def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and the faces it was trained on)
                  image:str|None=None, # a photo to edit (any size; framed like the training faces)
                  index:int|None=None, # or: the face with this index in the run's validation split (its training faces if it has none)
@@ -233,32 +267,11 @@ def edit_to_file(run:str|Path, # a run folder (uses RUN/model.safetensors and th
                 ) -> Path:
     "Edit one face (a photo or a validation face of the run) with attribute vectors, write an image; returns the path."
     check_new_file(out, [image], overwrite=True)                # never over the photo (an existing file: see the CLI)
-    if (image is None) == (index is None):
-        raise FaceVAEError("give either --image FILE (a photo) or --index N (a face of the run's validation split)"
-                           + (", not both" if image is not None else ""))
-    attrs, name = parse_attrs(attr), (attr_names([strip])[0] if strip else None)
-    ws = _parse_weights(weights) if name else None
-    if not attrs and name is None: raise FaceVAEError("nothing to do: give --attr NAME=WEIGHT "
-                                                      "(repeatable) and/or --strip NAME")
-    if view not in (None, 'photo', 'reconstruction'):
-        raise FaceVAEError(f"unknown view {view!r}; use --view photo (the photo at its own size, with the edit) or "
-                           "--view reconstruction (input, reconstruction and edit at the model's size)")
-    if view == 'photo' and (image is None or name):
-        raise FaceVAEError("--view photo edits a photo (--image FILE) at its own size; " + (
-            "a strip (--strip) is drawn from decoded faces" if name else "a face of the run (--index) has no photo")
-            + ": leave out --view photo")
-    as_photo = image is not None and name is None and view != 'reconstruction'
+    attrs, name, ws, as_photo = _edit_plan(image, index, attr, strip, weights, view)
     check_method(method, balanced); keep = attr_names(keep)
     model = load_run(run, device=get_device(device))
     run = run_dir(run)
-    if image is not None: x = read_photo(image, model.image_size)
-    else:
-        faces = run_faces(run)
-        idx, split = split_or_train(run, faces, 'valid', None, '--index counts its training faces instead')
-        if not 0 <= int(index) < len(idx):
-            raise FaceVAEError(f"index {index} is out of range: the {'validation' if split == 'valid' else split} "
-                               f"split of {run} has {len(idx)} faces (0 to {len(idx)-1})")
-        x = faces.get(idx[int(index)])
+    x = read_photo(image, model.image_size) if image is not None else _run_face(run, index)
     photo = read_photo_pixels(image) if as_photo else None
     V = run_vectors(run, method, balanced, keep, model=model)
     z0 = to_codes(model, x)

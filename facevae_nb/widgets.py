@@ -96,6 +96,7 @@ def upload_files(value # a `FileUpload` value (ipywidgets 7 or 8), one file dict
     if isinstance(value, dict): value = [value]
     return [(f.get('name', 'the upload'), bytes(f['content'])) for f in value]
 
+# %% ../nbs/09_widgets.ipynb #f3883d09
 def photo_from_upload(value, # a `FileUpload` value (ipywidgets 7 or 8; the last file is used), one file dict, or raw bytes
                       image_size:int # the model's image size
                      ) -> tuple:
@@ -115,6 +116,7 @@ def image_from_upload(value, # a `FileUpload` value (ipywidgets 7 or 8; the last
     "The face in an uploaded file, framed like the training faces: (3,S,S) float in [0,1]."
     return photo_from_upload(value, image_size)[0]
 
+# %% ../nbs/09_widgets.ipynb #c6dbbea1
 def simulate_upload(upload:W.FileUpload, # the widget
                     name:str, # the file's name
                     data:bytes, # its bytes
@@ -134,6 +136,7 @@ def _image_box(title, size):
     img = W.Image(format='png', width=size, height=size)
     return img, W.VBox([W.HTML(f'<b>{title}</b>'), img], layout=W.Layout(align_items='center'))
 
+# %% ../nbs/09_widgets.ipynb #143e7690
 class _Explorer:
     "Displays as its `.widget` (with a plain-text line for places that cannot run widgets); decodes on one CPU thread."
     def _repr_mimebundle_(self, **kwargs):
@@ -149,6 +152,7 @@ class _Explorer:
         "One torch thread for the one-image work of a move on the CPU (see the timings below for why)."
         return one_thread(model_device(self.model).type == 'cpu')
 
+# %% ../nbs/09_widgets.ipynb #b2816556
 class EditExplorer(_Explorer):
     "A face, its reconstruction and its edit by weighted attribute vectors, with the controls; displays as `.widget`."
     def __init__(self, model, # a trained VAE
@@ -168,29 +172,41 @@ class EditExplorer(_Explorer):
         self.rng, self.weight_range = random.Random(seed), weight_range
         self.weights, self.latency, self._quiet = {}, [], False
         self.display_size, self.photo_size, self.photo = display_size, photo_size, None
-        names = [a for a in CELEBA_ATTRS if a in self.vectors] + sorted(set(self.vectors) - set(CELEBA_ATTRS))
-        self.face = W.IntSlider(0, 0, len(self.index)-1, description='face', continuous_update=False)
-        self.random = W.Button(description='random face', icon='random')
-        self.upload = W.FileUpload(accept='image/*', multiple=False, description='your photo')
-        self.attrs = W.SelectMultiple(options=names, rows=10, description='attributes',
-                                      tooltip='ctrl/cmd-click to choose several')
-        self.sliders, self.reset, self.status = W.VBox(), W.Button(description='reset weights', icon='undo'), W.HTML()
-        self.original, ob = _image_box('original', display_size)
-        self.recon, rb = _image_box('reconstruction', display_size)
-        self.edited, eb = _image_box('edited', display_size)
-        self.view = W.ToggleButtons(options=[('your photo, edited', 'photo'), ('64 px decode', 'reconstruction')],
-                                    value='photo', disabled=True, tooltip='how an uploaded photo is shown edited')
-        if not show_original: ob.layout.display = 'none'
-        self.widget = W.VBox([W.HBox([ob, rb, eb]), W.HBox([self.face, self.random, self.upload]), self.view,
-                              W.HBox([self.attrs, W.VBox([self.sliders, self.reset])]), self.status])
-        self.face.observe(lambda ch: self.show_face(ch['new']), 'value')
-        self.random.on_click(lambda b: self.pick_random())
-        self.upload.observe(self._on_upload, 'value')
-        self.view.observe(lambda ch: self._on_view(), 'value')
-        self.attrs.observe(lambda ch: self._on_attrs(ch['new']), 'value')
-        self.reset.on_click(lambda b: self.reset_weights())
+        self._controls(show_original)
+        self._wire()
         self.show_face(0)
         self.set_weights(attrs)
+
+# %% ../nbs/09_widgets.ipynb #178f10ee
+@patch
+def _controls(self:EditExplorer, show_original:bool=True):
+    "Make the widgets and lay them out in `self.widget`."
+    names = [a for a in CELEBA_ATTRS if a in self.vectors] + sorted(set(self.vectors) - set(CELEBA_ATTRS))
+    self.face = W.IntSlider(0, 0, len(self.index)-1, description='face', continuous_update=False)
+    self.random = W.Button(description='random face', icon='random')
+    self.upload = W.FileUpload(accept='image/*', multiple=False, description='your photo')
+    self.attrs = W.SelectMultiple(options=names, rows=10, description='attributes',
+                                  tooltip='ctrl/cmd-click to choose several')
+    self.sliders, self.reset, self.status = W.VBox(), W.Button(description='reset weights', icon='undo'), W.HTML()
+    self.original, ob = _image_box('original', self.display_size)
+    self.recon, rb = _image_box('reconstruction', self.display_size)
+    self.edited, eb = _image_box('edited', self.display_size)
+    self.view = W.ToggleButtons(options=[('your photo, edited', 'photo'), ('64 px decode', 'reconstruction')],
+                                value='photo', disabled=True, tooltip='how an uploaded photo is shown edited')
+    if not show_original: ob.layout.display = 'none'
+    self.widget = W.VBox([W.HBox([ob, rb, eb]), W.HBox([self.face, self.random, self.upload]), self.view,
+                          W.HBox([self.attrs, W.VBox([self.sliders, self.reset])]), self.status])
+
+# %% ../nbs/09_widgets.ipynb #2295b33b
+@patch
+def _wire(self:EditExplorer):
+    "Connect each control to the method it calls."
+    self.face.observe(lambda ch: self.show_face(ch['new']), 'value')
+    self.random.on_click(lambda b: self.pick_random())
+    self.upload.observe(self._on_upload, 'value')
+    self.view.observe(lambda ch: self._on_view(), 'value')
+    self.attrs.observe(lambda ch: self._on_attrs(ch['new']), 'value')
+    self.reset.on_click(lambda b: self.reset_weights())
 
 # %% ../nbs/09_widgets.ipynb #a6007156
 @patch
@@ -200,6 +216,7 @@ def show_face(self:EditExplorer, i:int # position in the explorer's split (the `
     j = int(self.index[i])
     self.set_image(self.faces.get(j)[0], f'face {i} of {len(self.index)} (data index {j})')
 
+# %% ../nbs/09_widgets.ipynb #c9544bbb
 def _fit_photo(photo, size):
     "The photo shrunk (antialiased bicubic) so that its longer side is at most `size`: uint8 (3,h,w)."
     H, W = photo.shape[-2:]; k = size/max(H, W)
@@ -207,6 +224,7 @@ def _fit_photo(photo, size):
     x = F.interpolate(photo[None].float(), size=(max(1, round(H*k)), max(1, round(W*k))), mode='bicubic', antialias=True)
     return x[0].round().clamp(0, 255).to(torch.uint8)
 
+# %% ../nbs/09_widgets.ipynb #37a0dcd9
 @patch
 def set_image(self:EditExplorer, x:torch.Tensor, # the face (3,S,S) in [0,1]
               label:str='your photo', # how the status line names it
@@ -222,6 +240,7 @@ def set_image(self:EditExplorer, x:torch.Tensor, # the face (3,S,S) in [0,1]
         self.recon.value = to_png(self.xhat)
     self._on_view()
 
+# %% ../nbs/09_widgets.ipynb #bfa3b7d4
 @patch
 def _photo_view(self:EditExplorer) -> bool: return self.photo is not None and self.view.value == 'photo'
 
@@ -234,6 +253,7 @@ def _on_view(self:EditExplorer):
     self.original.value = to_png(shown)
     self.redraw()
 
+# %% ../nbs/09_widgets.ipynb #0810f5f1
 @patch
 def pick_random(self:EditExplorer):
     "Jump to a random face of the split (the `random` button)."
@@ -263,6 +283,7 @@ def _on_attrs(self:EditExplorer, names):
     self.sliders.children = [self.weights[a] for a in names]
     self.redraw()
 
+# %% ../nbs/09_widgets.ipynb #e19e49d8
 @patch
 def set_weights(self:EditExplorer, attrs # attribute names (any case) to choose, or {name: weight}
                ):
@@ -288,6 +309,7 @@ def reset_weights(self:EditExplorer):
     finally: self._quiet = False
     self.redraw()
 
+# %% ../nbs/09_widgets.ipynb #185a8dd1
 @patch
 def current_weights(self:EditExplorer) -> dict:
     "The chosen attributes' weights, as the sliders show them."
@@ -373,67 +395,87 @@ class MorphExplorer(_Explorer):
                 ):
         if method not in ('slerp', 'lerp'): raise FaceVAEError(f"method must be 'slerp' or 'lerp', got {method!r}")
         self.model, self.faces, self.index, self.rng = model, faces, torch.as_tensor(index), random.Random(seed)
-        n, self.codes, self.latency, self._quiet = len(self.index), {}, [], False
-        self.a = W.IntSlider(pair[0] % n, 0, n-1, description='face A', continuous_update=False)
-        self.b = W.IntSlider(pair[1] % n, 0, n-1, description='face B', continuous_update=False)
-        self.random = W.Button(description='random pair', icon='random')
-        self.t = W.FloatSlider(0.5, min=0., max=1., step=0.02, description='A → B')
-        self.method = W.ToggleButtons(options=['slerp', 'lerp'], value=method)
-        self.status = W.HTML()
-        self.recon_a, ab = _image_box('A (reconstruction)', display_size)
-        self.morph, mb = _image_box('between', display_size)
-        self.recon_b, bb = _image_box('B (reconstruction)', display_size)
-        self.widget = W.VBox([W.HBox([ab, mb, bb]), W.HBox([self.a, self.b, self.random]),
-                              W.HBox([self.t, self.method]), self.status])
-        for s in (self.a, self.b): s.observe(lambda ch: self.show_pair(), 'value')
-        for s in (self.t, self.method): s.observe(lambda ch: self.redraw(), 'value')
-        self.random.on_click(lambda b: self.pick_random())
+        self.codes, self.latency, self._quiet = {}, [], False
+        self._controls(pair, method, display_size)
+        self._wire()
         self.show_pair()
 
-    def _code(self, i):
-        "The cached code (D,) and reconstruction of face `i` of the split; encoded on first use."
-        if i not in self.codes:
-            with self._one_thread():
-                z = to_codes(self.model, self.faces.get(int(self.index[i])))
-                self.codes[i] = (z[0], to_png(decode_codes(self.model, z)[0]))
-        return self.codes[i]
+# %% ../nbs/09_widgets.ipynb #6ef58388
+@patch
+def _controls(self:MorphExplorer, pair, method, display_size):
+    "Make the widgets and lay them out in `self.widget`."
+    n = len(self.index)
+    self.a = W.IntSlider(pair[0] % n, 0, n-1, description='face A', continuous_update=False)
+    self.b = W.IntSlider(pair[1] % n, 0, n-1, description='face B', continuous_update=False)
+    self.random = W.Button(description='random pair', icon='random')
+    self.t = W.FloatSlider(0.5, min=0., max=1., step=0.02, description='A → B')
+    self.method = W.ToggleButtons(options=['slerp', 'lerp'], value=method)
+    self.status = W.HTML()
+    self.recon_a, ab = _image_box('A (reconstruction)', display_size)
+    self.morph, mb = _image_box('between', display_size)
+    self.recon_b, bb = _image_box('B (reconstruction)', display_size)
+    self.widget = W.VBox([W.HBox([ab, mb, bb]), W.HBox([self.a, self.b, self.random]),
+                          W.HBox([self.t, self.method]), self.status])
 
-    def show_pair(self):
-        "Show the reconstructions of faces A and B and redraw the morph."
-        if self._quiet: return
-        (self.za, pa), (self.zb, pb) = self._code(self.a.value), self._code(self.b.value)
-        self.recon_a.value, self.recon_b.value = pa, pb
-        self.redraw()
+@patch
+def _wire(self:MorphExplorer):
+    "A new face encodes it (once) and redraws; a move of `t` or the method only redraws."
+    for s in (self.a, self.b): s.observe(lambda ch: self.show_pair(), 'value')
+    for s in (self.t, self.method): s.observe(lambda ch: self.redraw(), 'value')
+    self.random.on_click(lambda b: self.pick_random())
 
-    def pick_random(self):
-        "A random pair of different faces (the `random` button)."
-        if len(self.index) < 2: self.status.value = 'there is only one face to choose from'; return
-        i, j = self.rng.sample(range(len(self.index)), 2)
-        self._quiet = True
-        try: self.a.value, self.b.value = i, j
-        finally: self._quiet = False
-        self.show_pair()
-
-    def code(self, t:float|None=None # position on the path (default: the slider's)
-            ) -> torch.Tensor:
-        "The code at `t` on the path from A to B."
-        return (slerp if self.method.value == 'slerp' else lerp)(self.za, self.zb, self.t.value if t is None else t)
-
-    def redraw(self):
-        "Decode the code at the slider's `t` and show it."
-        if self._quiet: return
-        tm = time.perf_counter()
+# %% ../nbs/09_widgets.ipynb #095646fd
+@patch
+def _code(self:MorphExplorer, i):
+    "The cached code (D,) and reconstruction of face `i` of the split; encoded on first use."
+    if i not in self.codes:
         with self._one_thread():
-            self.xmorph = decode_codes(self.model, self.code()[None])[0]
-            self.morph.value = to_png(self.xmorph)
-        self.latency.append(time.perf_counter() - tm)
-        self.status.value = (f'faces {self.a.value} → {self.b.value}, {self.method.value} at t = {self.t.value:.2f} '
-                             f'({1000*self.latency[-1]:.0f} ms)')
+            z = to_codes(self.model, self.faces.get(int(self.index[i])))
+            self.codes[i] = (z[0], to_png(decode_codes(self.model, z)[0]))
+    return self.codes[i]
 
-    def strip(self, steps:int=8 # images on the path, both ends included
-             ) -> torch.Tensor:
-        "The whole path as the slider would show it: (steps,3,H,W)."
-        return interpolate_faces(self.model, self.za, self.zb, steps, self.method.value)
+@patch
+def show_pair(self:MorphExplorer):
+    "Show the reconstructions of faces A and B and redraw the morph."
+    if self._quiet: return
+    (self.za, pa), (self.zb, pb) = self._code(self.a.value), self._code(self.b.value)
+    self.recon_a.value, self.recon_b.value = pa, pb
+    self.redraw()
+
+@patch
+def pick_random(self:MorphExplorer):
+    "A random pair of different faces (the `random` button)."
+    if len(self.index) < 2: self.status.value = 'there is only one face to choose from'; return
+    i, j = self.rng.sample(range(len(self.index)), 2)
+    self._quiet = True
+    try: self.a.value, self.b.value = i, j
+    finally: self._quiet = False
+    self.show_pair()
+
+# %% ../nbs/09_widgets.ipynb #d3a38065
+@patch
+def code(self:MorphExplorer, t:float|None=None # position on the path (default: the slider's)
+        ) -> torch.Tensor:
+    "The code at `t` on the path from A to B."
+    return (slerp if self.method.value == 'slerp' else lerp)(self.za, self.zb, self.t.value if t is None else t)
+
+@patch
+def redraw(self:MorphExplorer):
+    "Decode the code at the slider's `t` and show it."
+    if self._quiet: return
+    tm = time.perf_counter()
+    with self._one_thread():
+        self.xmorph = decode_codes(self.model, self.code()[None])[0]
+        self.morph.value = to_png(self.xmorph)
+    self.latency.append(time.perf_counter() - tm)
+    self.status.value = (f'faces {self.a.value} → {self.b.value}, {self.method.value} at t = {self.t.value:.2f} '
+                         f'({1000*self.latency[-1]:.0f} ms)')
+
+@patch
+def strip(self:MorphExplorer, steps:int=8 # images on the path, both ends included
+         ) -> torch.Tensor:
+    "The whole path as the slider would show it: (steps,3,H,W)."
+    return interpolate_faces(self.model, self.za, self.zb, steps, self.method.value)
 
 # %% ../nbs/09_widgets.ipynb #551dc4c3
 def morph_explorer(run:str|Path|None=None, # a run folder written by `facevae train`
