@@ -80,6 +80,7 @@ def _hub_key(shards, image_size, crop_frac):
     return dict(version=1, source='hub', image_dir=str(next(iter(shards.values()))[0].parent), shards=sig,
                 image_size=int(image_size), crop_frac=round(float(crop_frac), 9))
 
+# %% ../nbs/01b_hub.ipynb #7e636377
 def _read_attrs(p):
     "The bool attributes (n,40) of shard `p`, without reading its images; an error naming a shard that is not one."
     import pyarrow.parquet as pq
@@ -94,6 +95,7 @@ def _read_attrs(p):
                                    "(it needs 'image' and the 40 attribute columns)")
     return np.stack([t.column(a).to_numpy(zero_copy_only=False) for a in CELEBA_ATTRS], 1).astype(bool)
 
+# %% ../nbs/01b_hub.ipynb #0a718faa
 def _decode_shard(args):
     "Decode shard `p`'s images into rows `start...` of `out` (an array, or the .npy path in a worker): (names, failures)."
     import pyarrow.parquet as pq
@@ -133,16 +135,29 @@ def build_hub_cache(src:str|Path, # a folder holding the Hub's parquet shards (s
         if not rebuild and (fc := FaceCache.load(folder, key)) is not None: return reuse_cache(fc)   # built while we waited
         return _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress)
 
-def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress):
-    import sys, multiprocessing as mp, types
-    from tqdm.auto import tqdm
-    t0 = time.time()
-    (folder/'meta.json').unlink(missing_ok=True)           # from here until the end, the folder is not a valid cache
+# %% ../nbs/01b_hub.ipynb #9888b4a3
+def _hub_jobs(shards:dict) -> tuple:
+    "([(shard, first row, rows)], [attributes (n,40) per shard], [split of each row]) of the shards, train first."
     jobs, attrs, part = [], [], []
     for split, ps in shards.items():
         for p in ps:
             a = _read_attrs(p)
             jobs.append((p, sum(len(x) for x in attrs), len(a))); attrs.append(a); part += [SPLITS[split]]*len(a)
+    return jobs, attrs, part
+
+# %% ../nbs/01b_hub.ipynb #8d79edc6
+def _hub_names(names:list, n:int) -> list:
+    "The faces' file names: the rows' own `path`s when all `n` are given and distinct, else `000001.png`, ... in order."
+    if all(names) and len(set(names)) == n: return [Path(x).name for x in names]
+    return [f'{i+1:06d}.png' for i in range(n)]         # CelebA's numbering, train then valid then test
+
+# %% ../nbs/01b_hub.ipynb #0a66da92
+def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, progress):
+    import sys, multiprocessing as mp, types
+    from tqdm.auto import tqdm
+    t0 = time.time()
+    (folder/'meta.json').unlink(missing_ok=True)           # from here until the end, the folder is not a valid cache
+    jobs, attrs, part = _hub_jobs(shards)
     n, S = sum(len(a) for a in attrs), image_size
     if progress is None: progress = sys.stderr.isatty() and not in_test()
     nw = min(n_workers(workers, n), len(jobs))
@@ -161,8 +176,7 @@ def _build_hub(shards, key, folder, image_size, crop_frac, strict, workers, prog
                 names += nm; errs += bad
         finally:
             if pool: pool.terminate(); pool.join()
-        if all(names) and len(set(names)) == n: names = [Path(x).name for x in names]
-        else: names = [f'{i+1:06d}.png' for i in range(n)]         # CelebA's numbering, train then valid then test
+        names = _hub_names(names, n)
         keep = np.setdiff1d(np.arange(n), [i for i, _ in errs])
         if len(keep) == 0: raise FaceVAEError(f"none of the {n} images in the shards under {key['image_dir']} could be "
                                               f"decoded (e.g. {errs[0][1]})")
