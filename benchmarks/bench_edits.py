@@ -62,10 +62,12 @@ def _random_like(v, L, g):
 
 def variant_vectors(run, model, faces, names, which, seed=0, codes=None):
     "{label: {name: (D,)}} for the vector estimators in `which` (the library's `run_vectors`, and the controls)."
-    from facevae_nb.arithmetic import run_vectors, split_codes, vectors_from_codes, project_out
+    from facevae_nb.arithmetic import vectors_from_codes, project_out
+    from facevae_nb.latents import encode_split
+    from facevae_nb.vector_cache import run_vectors
     from facevae_nb.measure import label_correlation
     from facevae_nb.data import CELEBA_ATTRS, attr_index
-    z, A = split_codes(model, faces, 'train', run=run) if codes is None else codes   # the training codes and labels
+    z, A = (lambda e: (e.mu, e.attrs))(encode_split(model, faces, 'train', run=run)) if codes is None else codes   # the training codes and labels
     out, g = {}, torch.Generator().manual_seed(seed)
     mean = run_vectors(run, 'mean', model=model)
     for w in which:
@@ -148,8 +150,10 @@ def measure_run(run, clf, a):
     print('\n| judge on | ' + ' | '.join(names) + ' | mean of 40 |\n|---|' + '---|'*(len(names) + 1))
     for lab, acc in (('validation photos', ao), (f'their {run.name} reconstructions', ar)):
         print(f'| {lab} (balanced acc.) | ' + ' | '.join(f"{acc['bal_acc'][attr_index(n)]:.3f}" for n in names) + f" | {acc['bal_acc'].nanmean():.3f} |")
-    from facevae_nb.arithmetic import split_codes, vectors_from_codes
-    zt, At = split_codes(model, faces, 'train', run=run)   # the training codes, encoded once for every method below
+    from facevae_nb.arithmetic import vectors_from_codes
+    from facevae_nb.latents import encode_split
+    enc = encode_split(model, faces, 'train', run=run)   # the training codes, encoded once for every method below
+    zt, At = enc.mu, enc.attrs
     if n_cond:   # the conditioned decoder: an edit sets the attribute's label (-1 -> +1 is weight 1); and, for comparison, mean differences of z
         D = model.latent_dim; e = lambda n: torch.zeros(D + n_cond).index_fill_(0, torch.tensor([D + attr_index(n)]), 2.)
         vecs = {'condition label': {n: e(n) for n in names},

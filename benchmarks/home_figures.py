@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from facevae_nb.core import save_grid
 from facevae_nb.model import load_run
 from facevae_nb.generate import sample_faces
-from facevae_nb.arithmetic import run_vectors
+from facevae_nb.vector_cache import run_vectors
 from facevae_nb.figures import photo_frame, edit_photo
 
 ROOT = Path(__file__).resolve().parents[1]

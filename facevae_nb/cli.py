@@ -91,7 +91,7 @@ def _check_drawing(run:Path):
 def _faces_sha256(faces, idx) -> str:
     "The hex sha256 of the images and labels of the faces `idx` of a `FaceCache`: what a judge learns from."
     import hashlib, numpy as np
-    from facevae_nb.arithmetic import labels_sha256
+    from facevae_nb.vector_cache import labels_sha256
     h, idx = hashlib.sha256(labels_sha256(faces, idx).encode()), np.asarray(idx)
     for i in range(0, len(idx), 1024): h.update(np.ascontiguousarray(faces.images[idx[i:i + 1024]]).tobytes())
     return h.hexdigest()
@@ -128,7 +128,7 @@ def demo_success(run:str|Path, # a run folder trained on generated faces
     from facevae_nb.model import load_run
     from facevae_nb.core import get_device
     from facevae_nb.runs import run_faces, run_split
-    from facevae_nb.arithmetic import run_vectors
+    from facevae_nb.vector_cache import run_vectors
     from facevae_nb.measure import edit_report
     model = load_run(run, device=get_device(device)); faces = run_faces(run)
     V = run_vectors(run, model=model, **({'method': method} if method else {}))
@@ -161,7 +161,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
         ) -> Path:
     "Train a VAE on generated faces, write samples, latent figures and an edit strip, and judge the edits; returns the run"
     from facevae_nb.train_command import run_training
-    from facevae_nb.arithmetic import sample_to_file
+    from facevae_nb.vector_cache import sample_to_file
     from facevae_nb.latents import latent_figures, latent_paths
     from facevae_nb.runs import claim
     from facevae_nb.figures import edit_strip_to_file
@@ -189,7 +189,7 @@ def demo(out:str='runs/demo', # run folder to write (an existing demo run there 
 COMMANDS = {
     'train':   ('facevae_nb.train_command:run_training', 'train a VAE and write a run folder '
                                                       '(config, weights, metrics, figures)'),
-    'sample':  ('facevae_nb.arithmetic:sample_to_file', 'write a grid of new faces sampled from a trained run'),
+    'sample':  ('facevae_nb.vector_cache:sample_to_file', 'write a grid of new faces sampled from a trained run'),
     'latents': ('facevae_nb.latents:latent_figures',  'write figures of how the latent variables are distributed'),
     'edit':    ('facevae_nb.figures:edit_to_file', 'edit a face with attribute vectors (--attr '
                                                    'Smiling=1.5) or write an attribute strip'),

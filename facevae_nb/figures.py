@@ -23,7 +23,8 @@ from .data import attr_index, load_face, crop_box
 from .model import load_run
 from .generate import decode_codes, prior_noise, prior_codes, to_codes, vector_for
 from .runs import run_dir, run_faces, run_split, split_or_train
-from .arithmetic import run_vectors, edit_codes, edit_faces, parse_attrs, attr_names, check_method
+from .arithmetic import edit_codes, edit_faces, parse_attrs, attr_names, check_method
+from .vector_cache import run_vectors
 
 # %% ../nbs/08b_figures.ipynb #e9c3679e
 def plot_grid(x:torch.Tensor, # images (N,3,H,W) in [0,1], row by row

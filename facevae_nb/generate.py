@@ -166,12 +166,12 @@ def vector_for(vectors, # {name: (D,) direction} (names matched ignoring case), 
 
 def add_vectors(z:torch.Tensor, # codes (N, D)
                 attrs:dict|None, # {name: weight}; names are matched to the keys of `vectors` ignoring case
-                vectors:dict|None # {name: (D,) direction}, e.g. `facevae_nb.arithmetic.run_vectors(run)`
+                vectors:dict|None # {name: (D,) direction}, e.g. `facevae_nb.vector_cache.run_vectors(run)`
                ) -> torch.Tensor:
     "The codes moved along named directions, z + sum_k w_k vectors[k] (or per-face amounts); `z` when `attrs` is empty."
     if not attrs: return z
     if vectors is None: raise FaceVAEError("adding attributes needs their vectors: pass "
-                                           "vectors=run_vectors(run) (facevae_nb.arithmetic)")
+                                           "vectors=run_vectors(run) (facevae_nb.vector_cache)")
     vs = [vector_for(vectors, k) for k in attrs]
     for k, v in zip(attrs, vs):                    # a (1,) or (2, D) tensor would broadcast into a wrong answer
         if tuple(v.shape) != (z.shape[-1],):
@@ -185,7 +185,7 @@ def sample_faces(model, # a trained VAE
                  temperature:float=0.8, # scale of the prior noise (1 = the prior; lower gives cleaner, more average faces)
                  seed:int=0, # the same seed gives the same noise on any device, so the same faces
                  attrs:dict|None=None, # attributes to add to every face, {name: weight}, e.g. {'Smiling': 1.5} (needs `vectors`)
-                 vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.arithmetic.run_vectors`
+                 vectors:dict|None=None # {name: (D,) direction}, e.g. from `facevae_nb.vector_cache.run_vectors`
                 ) -> torch.Tensor:
     "Decode `n` codes of the model's prior (noise N(0, temperature² I) mapped through it) plus attribute vectors."
     z = prior_codes(model, prior_noise(n, model.latent_dim, temperature, seed))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['Encodings', 'active_units', 'latent_stats', 'pca', 'pick_dims', 'plot_latent_hists', 'plot_kl_per_dim',
-           'plot_aggregate', 'plot_pca', 'latent_summary', 'encode_split', 'latent_paths', 'latent_figures']
+           'plot_aggregate', 'plot_pca', 'latent_summary', 'split_faces', 'encode_split', 'latent_paths',
+           'latent_figures']
 
 # %% ../nbs/07_latents.ipynb #0bb15815
 import numpy as np
@@ -21,7 +22,7 @@ from .data import attr_index, split_name
 from .loss import kl_per_dim
 from .model import load_run
 from .faces import open_faces
-from .runs import run_faces, split_or_train
+from .runs import run_dir, run_faces, run_split, split_or_train
 from .generate import encode_images
 
 # %% ../nbs/07_latents.ipynb #3b5ba75a
@@ -205,27 +206,47 @@ def latent_summary(enc:Encodings, # encodings of many images
     fig.suptitle(f'Latent space of {len(enc)} images{" ("+enc.split+")" if enc.split else ""}', fontsize=11)
     return fig
 
-# %% ../nbs/07_latents.ipynb #bb7043d6
-def encode_split(model, # a trained VAE
-                 data='generated', # a dataset folder, 'generated', or an opened `FaceCache`
-                 split:str='valid', # 'train', 'valid', 'test' or 'all'
+# %% ../nbs/07_latents.ipynb #25a818b1
+def split_faces(model, # a trained VAE (its image size is checked)
+                data=None, # a dataset folder, 'generated' or an opened `FaceCache` (default with `run`: the faces it was trained on)
+                split:str='valid', # 'train', 'valid', 'test' or 'all' ('val' is 'valid')
+                max_images:int|None=None, # at most this many (the first of the split); None: all
+                index:torch.Tensor|None=None, # explicit indices of the split, overriding the partition
+                run:str|Path|None=None # the model's run folder: its faces and holdout rule
+               ) -> tuple:
+    "(faces, indices) of a split, checked against the model; nothing is encoded."
+    split = split_name(split)
+    if run is not None: faces = run_faces(run, data)
+    elif data is None: raise FaceVAEError("with a model, pass the faces too (a FaceCache, 'generated' or a "
+                                          "CelebA folder), or a run folder")
+    else: faces = data if hasattr(data, 'images') else open_faces(data, image_size=model.image_size)
+    if faces.image_size != model.image_size:
+        raise FaceVAEError(f"the data has {faces.image_size}px images but the model was trained on "
+                           f"{model.image_size}px; open the data with image_size={model.image_size}")
+    if index is not None: idx = torch.as_tensor(index).long()
+    else: idx = run_split(run, faces, split) if run is not None else faces.indices(split)
+    if max_images is not None: idx = idx[:max_images]
+    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of {getattr(faces, 'path', 'the data')} is empty; "
+                                         "choose another split")
+    return faces, idx
+
+# %% ../nbs/07_latents.ipynb #fe862f04
+def encode_split(model, # a trained VAE, or a run folder / a .safetensors model file in one (its model is loaded)
+                 data=None, # a dataset folder, 'generated' or an opened `FaceCache` (default for a run: the faces it was trained on)
+                 split:str='valid', # 'train', 'valid', 'test' or 'all' (for a run: its holdout rule)
                  max_images:int|None=None, # encode at most this many (the first of the split); None: all
                  batch_size:int=256, # images per batch
                  amp:bool=True, # autocast where the device has a native 16-bit type (`amp_dtype`)
-                 index:torch.Tensor|None=None # explicit indices of the split (e.g. from `run_split`), overriding the partition
+                 index:torch.Tensor|None=None, # explicit indices of the split (e.g. from `run_split`), overriding the partition
+                 run:str|Path|None=None, # with a model: its run folder (for the run's faces and holdout rule)
+                 device:str|None=None # where to load a run's model (default: the best available)
                 ) -> Encodings:
-    "Encode a whole split of a dataset: posterior means, log-variances, attributes and indices."
-    split = split_name(split)                             # 'train', 'valid', 'test' or 'all' ('val' is 'valid')
-    cache = data if hasattr(data, 'images') else open_faces(data, image_size=model.image_size)
-    if cache.image_size != model.image_size:
-        raise FaceVAEError(f"the data has {cache.image_size}px images but the model was trained on "
-                           f"{model.image_size}px; open the data with image_size={model.image_size}")
-    idx = cache.indices(split) if index is None else torch.as_tensor(index).long()
-    if max_images is not None: idx = idx[:max_images]
-    if len(idx) == 0: raise FaceVAEError(f"the {split!r} split of the data is empty; choose another split")
-    mu, logvar = encode_images(model, cache.images, idx, batch_size, amp)
-    attrs = cache.attrs[idx] if getattr(cache, 'attrs', None) is not None else None
-    return Encodings(mu, logvar, attrs, idx, split)
+    "Encode a whole split: posterior means, log-variances, attributes and indices."
+    if isinstance(model, (str, Path)): model, run = load_run(model, device=get_device(device)), run_dir(model)
+    faces, idx = split_faces(model, data, split, max_images, index, run)
+    mu, logvar = encode_images(model, faces.images, idx, batch_size, amp)
+    attrs = faces.attrs[idx] if getattr(faces, 'attrs', None) is not None else None
+    return Encodings(mu, logvar, attrs, idx, split_name(split))
 
 # %% ../nbs/07_latents.ipynb #20242e60
 def latent_paths(out:str|Path # the summary figure's file name

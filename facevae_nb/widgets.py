@@ -24,7 +24,8 @@ from .core import FaceVAEError, one_thread
 from .data import CELEBA_ATTRS, attr_index
 from .model import load_run
 from .generate import to_codes, interpolate_faces, decode_codes, lerp, slerp, model_device
-from .arithmetic import run_vectors, attribute_vectors, edit_faces
+from .arithmetic import attribute_vectors, edit_faces
+from .vector_cache import run_vectors
 from .figures import attribute_grid, read_photo, read_photo_pixels, paste_residual
 from .runs import run_faces, split_or_train
 

@@ -116,7 +116,7 @@ def test_old_vector_cache_is_not_used(run, tmp_path):
     import torch
     from safetensors.torch import save_file, load_file
     from safetensors import safe_open
-    from facevae_nb.arithmetic import run_vectors, weights_sha256, VECTORS_FILE
+    from facevae_nb.vector_cache import run_vectors, weights_sha256, VECTORS_FILE
     from facevae_nb.model import load_run
     r = tmp_path/'run'; shutil.copytree(run, r)
     model = load_run(r, device='cpu')

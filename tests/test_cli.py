@@ -266,7 +266,7 @@ def _photo(path, w, h, seed=0, **save):
 # subprocess: the command as a user runs it; photos smaller and larger than the model, non-square, JPEG and PNG
 def test_edit_photo_at_its_own_size(tiny_run, tmp_path):
     from facevae_nb.model import load_run
-    from facevae_nb.arithmetic import run_vectors
+    from facevae_nb.vector_cache import run_vectors
     from facevae_nb.figures import read_photo, read_photo_pixels, edit_photo
     for w, h, ext in [(50, 70, '.jpg'), (400, 300, '.png'), (89, 109, '.png')]:
         photo = _photo(tmp_path/f'me{w}x{h}{ext}', w, h)

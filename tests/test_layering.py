@@ -171,8 +171,8 @@ def test_one_order_everywhere():
 
 
 def test_sample_command_does_not_load_matplotlib():
-    "`facevae sample --attr` needs arithmetic, not plotting: importing it (and the CLI) leaves matplotlib unloaded."
+    "`facevae sample --attr` needs arithmetic and the vector cache, not plotting: importing them (and the CLI) leaves matplotlib unloaded."
     import subprocess, sys
-    code = "import sys, facevae_nb.cli, facevae_nb.arithmetic; print(sorted(m for m in sys.modules if m.startswith('matplotlib'))[:3])"
+    code = "import sys, facevae_nb.cli, facevae_nb.arithmetic, facevae_nb.vector_cache; print(sorted(m for m in sys.modules if m.startswith('matplotlib'))[:3])"
     r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == '[]', r.stdout + r.stderr
