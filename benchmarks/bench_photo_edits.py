@@ -6,7 +6,8 @@ drift is measured against the photo itself. Photos are the run's held-out CelebA
 89x109, and both kinds of edit are framed to the judge's 64 px input the same way (`figures.frame_face`, the frame of
 `load_face`). Success: the judge says the added attribute is present, on held-out faces whose label lacks it. Drift:
 mean |change| of the judge's probabilities of the attributes uncorrelated with the edited one (|label corr.| < 0.2),
-and of all 39 others. The edits are `arithmetic.edit_faces` with the run's default vectors (`run_vectors`).
+and of all 39 others. The rows are `measure.edit_report`'s, with the run's default vectors (`run_vectors`): plain
+edits are what it measures by default; for residual edits its `images` pastes each weight's change into the photos.
 
     nice -n 5 python benchmarks/bench_photo_edits.py runs/bench16/bench-default \
         --classifier runs/issue19/attr-classifier --max-faces 300 --out runs/issue19/photo-edits.json
@@ -21,47 +22,35 @@ import torch
 
 
 def measure(a):
+    "`measure.edit_report`'s rows for plain and for residual edits of the run's held-out photos."
     from facevae_nb.model import load_run
-    from facevae_nb.generate import decode_codes, to_codes
+    from facevae_nb.generate import to_codes
     from facevae_nb.runs import run_faces, run_split
-    from facevae_nb.arithmetic import run_vectors, edit_faces
+    from facevae_nb.vector_cache import run_vectors
     from facevae_nb.figures import read_photo_pixels, frame_face, paste_residual
-    from facevae_nb.data import attr_index
-    from facevae_nb.measure import (TARGETS, WEIGHTS, load_classifier, predict_attrs, label_correlation,
-                                    uncorrelated_attrs)
+    from facevae_nb.measure import TARGETS, WEIGHTS, load_classifier, edit_report
     torch.manual_seed(0)
     model = load_run(a.run, device='cpu'); clf = load_classifier(a.classifier, device='cpu')
     faces = run_faces(a.run); idx = run_split(a.run, faces, 'valid')
-    rest = torch.ones(len(faces), dtype=torch.bool); rest[idx] = False
-    corr = label_correlation(faces.attrs[rest])
     V = run_vectors(a.run, model=model, **({'method': a.method} if a.method else {}),
                     **({'balanced': True} if a.balanced else {}))         # the run's default vectors unless named
     folder = Path(faces.meta.get('image_dir') or Path(faces.meta['source'])/'img_align_celeba')
     names = a.names.split(',') if a.names else list(TARGETS)
-    ws = [0.] + [float(w) for w in (a.weights.split(',') if a.weights else WEIGHTS)]
+    ws = [float(w) for w in (a.weights.split(',') if a.weights else WEIGHTS)]
     S = model.image_size
-    judge = lambda x: predict_attrs(clf, x, batch_size=256)
-    out = {'plain': [], 'residual': []}
-    for name in names:
-        t0 = time.time(); t = attr_index(name)
-        pick = idx[~faces.attrs[idx, t]][:a.max_faces]
-        photos = torch.stack([read_photo_pixels(folder/faces.names[int(i)]) for i in pick])   # uint8 (N,3,109,89)
-        framed = frame_face(photos, S)
-        z = to_codes(model, framed)
-        recon = decode_codes(model, z)
-        unc = uncorrelated_attrs(corr, name, a.limit); others = torch.arange(len(unc)) != t
-        base = {'plain': judge(recon), 'residual': judge(framed)}
-        for w in ws:
-            dec = edit_faces(model, z, {name: w}, V) if w else recon
-            edited = {'plain': dec,
-                      'residual': frame_face(paste_residual(photos, dec - recon, feather=a.feather), S) if w else framed}
-            for k, x in edited.items():
-                p = judge(x); d = (p - base[k]).abs()
-                out[k].append(dict(attr=name, weight=w, n=len(pick), success=float((p[:, t] >= 0.5).float().mean()),
-                                   success0=float((base[k][:, t] >= 0.5).float().mean()),
-                                   drift=float(d[:, unc].mean()) if unc.any() else 0.,
-                                   drift_all=float(d[:, others].mean()), n_uncorrelated=int(unc.sum())))
-        print(f'{name}: {len(pick)} faces in {time.time() - t0:.0f} s', flush=True)
+    photos = torch.stack([read_photo_pixels(folder/faces.names[int(i)]) for i in idx])   # uint8 (N,3,109,89)
+    row = torch.zeros(len(faces), dtype=torch.long); row[idx] = torch.arange(len(idx))    # a face's row in `photos`
+    z = to_codes(model, frame_face(photos, S))                       # both kinds edit the codes of the framed photos
+
+    def residual(pick, dec, recon):                                   # what the judge sees: the photo + the change
+        return frame_face(paste_residual(photos[row[pick]], dec - recon, feather=a.feather), S)
+
+    out = {}
+    for kind, images in (('plain', None), ('residual', residual)):
+        t0 = time.time()
+        out[kind] = edit_report(model, clf, faces, idx, V, names, ws, limit=a.limit, max_faces=a.max_faces,
+                                codes=z, images=images)
+        print(f'{kind}: {len(names)} attributes in {time.time() - t0:.0f} s', flush=True)
     return out
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['TARGETS', 'WEIGHTS', 'ClassifierConfig', 'AttrClassifier', 'blur_images', 'augment_faces', 'attr_pos_weight',
-           'train_classifier', 'predict_attrs', 'attr_accuracy', 'save_classifier', 'load_classifier',
-           'label_correlation', 'uncorrelated_attrs', 'edit_report', 'summarize_report', 'success_point',
-           'plot_success_drift', 'report_markdown']
+           'classifier_epoch', 'train_classifier', 'predict_attrs', 'attr_accuracy', 'save_classifier',
+           'load_classifier', 'label_correlation', 'uncorrelated_attrs', 'faces_lacking', 'success_drift',
+           'edit_report', 'summarize_report', 'success_point', 'plot_success_drift', 'report_markdown']
 
 # %% ../nbs/10_measure.ipynb #3ce02f2a
 import numpy as np
@@ -100,6 +100,26 @@ def _images_of(faces, idx):
     "uint8 (N,3,S,S) CPU tensor of the faces `idx` of a `FaceCache`."
     return torch.from_numpy(np.ascontiguousarray(faces.images[np.sort(idx.numpy())]))[torch.argsort(torch.argsort(idx))]
 
+def classifier_epoch(clf:AttrClassifier, # the classifier, in training mode
+                     opt:torch.optim.Optimizer, # its optimizer
+                     sched, # its learning-rate schedule, stepped after every batch
+                     images:torch.Tensor, # uint8 (N,3,S,S) training faces on the CPU
+                     labels:torch.Tensor, # float (N,40) their labels
+                     pos_weight:torch.Tensor, # `attr_pos_weight` of the labels, on the classifier's device
+                     batch_size:int, # faces per step (a last, smaller batch is left out)
+                     generator:torch.Generator # the order of the faces and their augmentation
+                    ) -> float:
+    "One pass over the faces in a random order, each batch augmented, with balanced BCE; returns the mean loss."
+    dev, bs = model_device(clf), batch_size; spe = len(images)//bs
+    perm, tot = torch.randperm(len(images), generator=generator), 0.
+    for b in range(spe):
+        j = perm[b*bs:(b + 1)*bs]
+        x = augment_faces(images[j].float().div_(255), generator).to(dev).contiguous(memory_format=torch.channels_last)
+        loss = F.binary_cross_entropy_with_logits(clf(x), labels[j].to(dev), pos_weight=pos_weight)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); tot += loss.item()
+    return tot/max(spe, 1)
+
+# %% ../nbs/10_measure.ipynb #e6b30bc5
 def train_classifier(faces, # a `FaceCache` (from `open_faces` or `run_faces`)
                      index:torch.Tensor|None=None, # the faces to train on (default: `faces.indices(split, holdout)`)
                      split:str='train', # the split to train on when `index` is not given
@@ -123,18 +143,13 @@ def train_classifier(faces, # a `FaceCache` (from `open_faces` or `run_faces`)
     clf = clf.to(dev).to(memory_format=torch.channels_last)
     x_all, y_all = _images_of(faces, idx), faces.attrs[idx].float()
     pw = attr_pos_weight(y_all).to(dev)
-    bs = min(batch_size, len(idx)); spe = len(idx)//bs; total = epochs*spe
+    bs = min(batch_size, len(idx)); total = epochs*(len(idx)//bs)
     opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(total, 1), pct_start=0.1)
     g = torch.Generator().manual_seed(seed); t0 = time.perf_counter(); clf.train()
     for ep in range(epochs):
-        perm, tot = torch.randperm(len(idx), generator=g), 0.
-        for b in range(spe):
-            j = perm[b*bs:(b + 1)*bs]
-            x = augment_faces(x_all[j].float().div_(255), g).to(dev).contiguous(memory_format=torch.channels_last)
-            loss = F.binary_cross_entropy_with_logits(clf(x), y_all[j].to(dev), pos_weight=pw)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); tot += loss.item()
-        if not quiet: print(f'epoch {ep + 1}/{epochs}: loss {tot/max(spe, 1):.4f} ({time.perf_counter() - t0:.0f} s)')
+        loss = classifier_epoch(clf, opt, sched, x_all, y_all, pw, bs, g)
+        if not quiet: print(f'epoch {ep + 1}/{epochs}: loss {loss:.4f} ({time.perf_counter() - t0:.0f} s)')
     clf.eval(); clf.to(memory_format=torch.contiguous_format)
     clf.info = dict(n_train=len(idx), epochs=epochs, batch_size=bs, lr=lr, seed=seed,
                     seconds=round(time.perf_counter() - t0, 1))
@@ -186,6 +201,7 @@ def save_classifier(clf:AttrClassifier, # a trained classifier
     atomic_write_text(j, json.dumps(meta, indent=1))
     return f
 
+# %% ../nbs/10_measure.ipynb #006175be
 def load_classifier(path:str|Path, # a folder or .safetensors file written by `save_classifier`
                     device=None # where to put it (default: the best available)
                    ) -> AttrClassifier:
@@ -223,7 +239,28 @@ def uncorrelated_attrs(corr:torch.Tensor, # label correlations (40,40)
     t = attr_index(name); m = corr[t].abs() < limit; m[t] = False
     return m
 
-# %% ../nbs/10_measure.ipynb #5129b9f0
+# %% ../nbs/10_measure.ipynb #0c103c0e
+def faces_lacking(faces, # a `FaceCache`
+                  index:torch.Tensor, # the faces to choose from
+                  name:str, # an attribute
+                  max_faces:int=400 # at most this many (the first)
+                 ) -> torch.Tensor:
+    "Positions in `index` of the first `max_faces` faces whose label lacks `name`; none at all is one clear error."
+    sel = (~faces.attrs[index, attr_index(name)]).nonzero().squeeze(1)[:max_faces]
+    if len(sel) == 0: raise FaceVAEError(f"none of the {len(index)} faces lacks {name}; pass other faces")
+    return sel
+
+def success_drift(p:torch.Tensor, # the judge's probabilities (N,40) of the edited faces
+                  p0:torch.Tensor, # and of the same faces at weight 0
+                  name:str, # the added attribute
+                  unc:torch.Tensor # bool (40,): the attributes that must not move (`uncorrelated_attrs`)
+                 ) -> dict:
+    "Success (now, and at weight 0) and drift (of the uncorrelated attributes, and of all 39 others) of one weight."
+    t = attr_index(name); d = (p - p0).abs(); others = torch.arange(len(unc)) != t
+    return dict(success=float((p[:, t] >= 0.5).float().mean()), success0=float((p0[:, t] >= 0.5).float().mean()),
+                drift=float(d[:, unc].mean()) if unc.any() else 0., drift_all=float(d[:, others].mean()))
+
+# %% ../nbs/10_measure.ipynb #c15bdff2
 def edit_report(model, # a trained VAE
                 clf:AttrClassifier, # the judge: a trained attribute classifier
                 faces, # a `FaceCache`
@@ -235,7 +272,8 @@ def edit_report(model, # a trained VAE
                 limit:float=0.2, # |label correlation| below which another attribute must not change
                 max_faces:int=400, # at most this many faces per attribute (the first that lack it)
                 batch_size:int=256, # faces decoded and classified at once
-                codes:torch.Tensor|None=None # the codes of the faces in `index` (len(index), D) if already computed (default: posterior means)
+                codes:torch.Tensor|None=None, # the codes of the faces in `index` (len(index), D) if already computed (default: posterior means)
+                images=None # what the judge sees of a weight: images(pick, dec, recon), pick the faces' rows, dec their decode, recon that at weight 0 (default: dec)
                ) -> list:
     "Success and drift of adding each attribute's vector at each weight: one dict per (attribute, weight)."
     index = torch.as_tensor(index).long()
@@ -245,23 +283,18 @@ def edit_report(model, # a trained VAE
     ws = [0.] + [float(w) for w in weights if float(w) != 0]
     rows = []
     for name in names:
-        t = attr_index(name); v = vector_for(vectors, name)              # a missing vector fails before anything slow
+        v = vector_for(vectors, name)                                     # a missing vector fails before anything slow
         move = vectors if isinstance(vectors, dict) else {name: v}        # moved as the vectors say (`add_vectors`)
-        sel = (~faces.attrs[index, t]).nonzero().squeeze(1)[:max_faces]
-        if len(sel) == 0: raise FaceVAEError(f"none of the {len(index)} faces lacks {name}; pass other faces")
-        pick = index[sel]
-        if codes is None: z = encode_images(model, faces.images, pick, batch_size)[0]
-        else: z = torch.as_tensor(codes)[sel].float()
-        unc = uncorrelated_attrs(corr, name, limit); others = torch.arange(len(unc)) != t
-        p0 = None
+        sel = faces_lacking(faces, index, name, max_faces); pick = index[sel]
+        z = encode_images(model, faces.images, pick, batch_size)[0] if codes is None else torch.as_tensor(codes)[sel].float()
+        unc, recon, p0 = uncorrelated_attrs(corr, name, limit), None, None
         for w in ws:
-            p = predict_attrs(clf, decode_codes(model, add_vectors(z, {name: w}, move), batch_size), batch_size=batch_size)
-            if p0 is None: p0 = p
-            d = (p - p0).abs()
-            rows.append(dict(attr=name, weight=w, n=len(pick), success=float((p[:, t] >= 0.5).float().mean()),
-                             success0=float((p0[:, t] >= 0.5).float().mean()),
-                             drift=float(d[:, unc].mean()) if unc.any() else 0.,
-                             drift_all=float(d[:, others].mean()), n_uncorrelated=int(unc.sum())))
+            dec = decode_codes(model, add_vectors(z, {name: w}, move), batch_size)
+            recon = dec if recon is None else recon                       # weight 0 comes first
+            p = predict_attrs(clf, dec if images is None else images(pick, dec, recon), batch_size=batch_size)
+            p0 = p if p0 is None else p0
+            rows.append(dict(attr=name, weight=w, n=len(pick), **success_drift(p, p0, name, unc),
+                             n_uncorrelated=int(unc.sum())))
     return rows
 
 # %% ../nbs/10_measure.ipynb #ca0bb1eb
