@@ -15,11 +15,10 @@ __all__ = ['PRESETS', 'VAEConfig', 'preset_train_defaults', 'VAE', 'evaluating',
 # %% ../nbs/03_model.ipynb #0de32352
 import torch
 from torch import nn
+from fastcore.basics import patch
 from .core import FaceVAEError, atomic_path, get_device, check_options
 
 # %% ../nbs/03_model.ipynb #133e8132
-def _real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
 @dataclass
 class VAEConfig:
     "Everything needed to rebuild a `VAE`; plain JSON-able values only."
@@ -36,30 +35,45 @@ class VAEConfig:
     recon:str='gaussian' # 'sse' = per-image sum of squared errors (seed) or 'gaussian' = Gaussian NLL in nats
     sigma:float|str='optimal' # decoder std on the [0,1] scale, or 'optimal': sqrt of the batch MSE, every batch
     sigma_min:float=1e-3 # floor for the optimal sigma
-    def __post_init__(self):
-        w, b = self.widths, self.blocks
-        if not isinstance(w, (list, tuple)): raise FaceVAEError(f"widths={w!r}: give the channels of "
-                                                                "each stage, e.g. (32, 64, 128, 256)")
-        # the one set of rules
-        check_options(widths=w, blocks=b, image_size=self.image_size, latent_dim=self.latent_dim)
-        self.widths = tuple(int(x) for x in w)
-        self.image_size, self.latent_dim = int(self.image_size), int(self.latent_dim)
-        self.blocks = tuple(int(x) for x in b) if isinstance(b, (list, tuple)) else (int(b),)*len(self.widths)
-        if len(self.blocks) != len(self.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per "
-                                                                    f"stage ({len(self.widths)})")
-        if self.norm not in ('batch', 'group', 'none'):
-            raise FaceVAEError(f"norm={self.norm!r}: use 'batch', 'group' or 'none'")
-        if self.act not in ('leaky', 'silu'): raise FaceVAEError(f"act={self.act!r}: use 'leaky' or 'silu'")
-        if self.up not in ('convT', 'nearest'): raise FaceVAEError(f"up={self.up!r}: use 'convT' or 'nearest'")
-        if self.recon not in ('sse', 'gaussian'): raise FaceVAEError(f"recon={self.recon!r}: use 'sse' or 'gaussian'")
-        f = 2**len(self.widths)
-        if self.image_size % f or self.image_size < f:
-            raise FaceVAEError(f"image_size={self.image_size} must be a positive multiple of {f} "
-                               f"(the model halves the size {len(self.widths)} times); use 64 or 128")
-        if self.sigma != 'optimal' and not (_real(self.sigma) and 0 < self.sigma < math.inf):
-            raise FaceVAEError(f"sigma={self.sigma!r}: use a finite number > 0 or 'optimal'")
-        if not (_real(self.sigma_min) and 0 < self.sigma_min < math.inf):
-            raise FaceVAEError(f"sigma_min={self.sigma_min!r}: use a finite number > 0")
+    def __post_init__(self):                                  # three checks, below
+        _tidy_stages(self)
+        for name, options in _CHOICES.items(): _one_of(name, getattr(self, name), options)
+        _check_fit(self)
+
+# %% ../nbs/03_model.ipynb #98fd1d48
+def _tidy_stages(c):
+    "Check `widths`, `blocks`, `image_size` and `latent_dim` of the config `c`, and make them whole numbers and tuples."
+    w, b = c.widths, c.blocks
+    if not isinstance(w, (list, tuple)): raise FaceVAEError(f"widths={w!r}: give the channels of "
+                                                            "each stage, e.g. (32, 64, 128, 256)")
+    check_options(widths=w, blocks=b, image_size=c.image_size, latent_dim=c.latent_dim)   # the one set of rules
+    c.widths = tuple(int(x) for x in w)
+    c.image_size, c.latent_dim = int(c.image_size), int(c.latent_dim)
+    c.blocks = tuple(int(x) for x in b) if isinstance(b, (list, tuple)) else (int(b),)*len(c.widths)
+    if len(c.blocks) != len(c.widths): raise FaceVAEError(f"blocks={b!r} needs one entry per "
+                                                          f"stage ({len(c.widths)})")
+
+# %% ../nbs/03_model.ipynb #ca03da3e
+_CHOICES = dict(norm=('batch', 'group', 'none'), act=('leaky', 'silu'), up=('convT', 'nearest'), recon=('sse', 'gaussian'))
+
+def _one_of(name, value, options):
+    "A `FaceVAEError` naming the option, its value and the choices, unless `value` is one of `options`."
+    if value not in options:
+        raise FaceVAEError(f"{name}={value!r}: use {', '.join(map(repr, options[:-1]))} or {options[-1]!r}")
+
+# %% ../nbs/03_model.ipynb #76948fe4
+def _real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+def _check_fit(c):
+    "Check that the config `c`'s image halves into a whole map at every stage, and that its sigmas are usable."
+    f = 2**len(c.widths)
+    if c.image_size % f or c.image_size < f:
+        raise FaceVAEError(f"image_size={c.image_size} must be a positive multiple of {f} "
+                           f"(the model halves the size {len(c.widths)} times); use 64 or 128")
+    if c.sigma != 'optimal' and not (_real(c.sigma) and 0 < c.sigma < math.inf):
+        raise FaceVAEError(f"sigma={c.sigma!r}: use a finite number > 0 or 'optimal'")
+    if not (_real(c.sigma_min) and 0 < c.sigma_min < math.inf):
+        raise FaceVAEError(f"sigma_min={c.sigma_min!r}: use a finite number > 0")
 
 # %% ../nbs/03_model.ipynb #5d6f3986
 PRESETS = {
@@ -103,6 +117,7 @@ def _up(kind, ci, co):
     if kind == 'convT': return nn.ConvTranspose2d(ci, co, 4, 2, 1)
     return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(ci, co, 3, padding=1))
 
+# %% ../nbs/03_model.ipynb #a0917ba4
 def _encoder(c:VAEConfig):
     layers, ci = [], 3
     for w, nb in zip(c.widths, c.blocks):
@@ -112,6 +127,7 @@ def _encoder(c:VAEConfig):
     if c.blocks[-1]: layers += [_norm(c.norm, ci), _act(c.act)]   # the residual stream is not normalised
     return nn.Sequential(*[l for l in layers if not isinstance(l, nn.Identity)])
 
+# %% ../nbs/03_model.ipynb #734f3410
 def _decoder(c:VAEConfig):
     ws, bs, layers = c.widths[::-1], c.blocks[::-1], []
     dn = c.norm if c.decoder_norm else 'none'
@@ -149,41 +165,50 @@ class VAE(nn.Module):
     @property
     def device(self): return next(self.parameters()).device
 
-    def encode(self, x): # images (N,3,H,W) in [0,1]
-        "The posterior's mean and log-variance, each (N, latent_dim)."
-        h = self.encoder(x).flatten(1)
-        return self.fc_mu(h), self.fc_logvar(h)
-
-    def decode(self, z): # latents (N, latent_dim)
-        "Images in [0,1] decoded from latents."
-        h = self.fc_dec(z).view(len(z), self.config.widths[-1], self.fs, self.fs)
-        return self.decoder(h)
-
-    def reparameterize(self, mu, logvar, generator=None):
-        "A sample z = mu + exp(logvar/2) * eps, eps ~ N(0, I) (from `generator` when given)."
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
-                          device=generator.device if generator is not None else mu.device).to(mu.device)
-        return mu + torch.exp(0.5*logvar) * eps
-
-    def prior_codes(self, eps): # standard-normal noise (N, latent_dim), already scaled by a temperature
-        "Codes z = prior_loc + prior_tril @ eps from the model's prior (N(0, I) unless a fitted prior was set)."
-        eps = eps.to(self.prior_loc.device, self.prior_loc.dtype)
-        return self.prior_loc + eps @ self.prior_tril.T
-
-    def set_prior(self, loc, tril): # mean (D,) and lower-triangular Cholesky factor (D, D) of a Gaussian prior
-        "Replace the prior p(z) used for sampling by N(loc, tril tril^T)."
-        self.prior_loc.copy_(loc); self.prior_tril.copy_(tril)
-
-    def forward(self, x): # images (N,3,H,W) in [0,1]
-        "(reconstruction from a sampled z, mu, logvar): one Monte-Carlo sample of the ELBO's terms."
-        mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
-
-# %% ../nbs/03_model.ipynb #d9061655
+# %% ../nbs/03_model.ipynb #de19c5dd
 def _xavier(m):
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.xavier_uniform_(m.weight)
         if m.bias is not None: nn.init.zeros_(m.bias)
+
+# %% ../nbs/03_model.ipynb #1bda6578
+@patch
+def encode(self:VAE, x): # images (N,3,H,W) in [0,1]
+    "The posterior's mean and log-variance, each (N, latent_dim)."
+    h = self.encoder(x).flatten(1)
+    return self.fc_mu(h), self.fc_logvar(h)
+
+@patch
+def decode(self:VAE, z): # latents (N, latent_dim)
+    "Images in [0,1] decoded from latents."
+    h = self.fc_dec(z).view(len(z), self.config.widths[-1], self.fs, self.fs)
+    return self.decoder(h)
+
+# %% ../nbs/03_model.ipynb #731abc48
+@patch
+def reparameterize(self:VAE, mu, logvar, generator=None):
+    "A sample z = mu + exp(logvar/2) * eps, eps ~ N(0, I) (from `generator` when given)."
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
+                      device=generator.device if generator is not None else mu.device).to(mu.device)
+    return mu + torch.exp(0.5*logvar) * eps
+
+@patch
+def forward(self:VAE, x): # images (N,3,H,W) in [0,1]
+    "(reconstruction from a sampled z, mu, logvar): one Monte-Carlo sample of the ELBO's terms."
+    mu, logvar = self.encode(x)
+    return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+# %% ../nbs/03_model.ipynb #8a8851b9
+@patch
+def prior_codes(self:VAE, eps): # standard-normal noise (N, latent_dim), already scaled by a temperature
+    "Codes z = prior_loc + prior_tril @ eps from the model's prior (N(0, I) unless a fitted prior was set)."
+    eps = eps.to(self.prior_loc.device, self.prior_loc.dtype)
+    return self.prior_loc + eps @ self.prior_tril.T
+
+@patch
+def set_prior(self:VAE, loc, tril): # mean (D,) and lower-triangular Cholesky factor (D, D) of a Gaussian prior
+    "Replace the prior p(z) used for sampling by N(loc, tril tril^T)."
+    self.prior_loc.copy_(loc); self.prior_tril.copy_(tril)
 
 # %% ../nbs/03_model.ipynb #52bb4cdb
 @contextlib.contextmanager

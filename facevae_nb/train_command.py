@@ -41,6 +41,20 @@ def _parse_widths(widths):
     "A tuple of positive channel counts from '32,64,128' (or a list/tuple); None stays None."
     return None if widths is None else tuple(int(w) for w in check_options(widths=widths)['widths'])
 
+# %% ../nbs/05a_train_command.ipynb #90345b66
+_OPTIONS = ('data', 'preset', 'image_size', 'epochs', 'batch_size', 'lr', 'latent_dim', 'widths', 'max_minutes', 'seed',
+            'amp', 'compile', 'holdout', 'limit', 'n_faces', 'kl_warmup_epochs', 'grad_clip', 'weight_decay', 'ckpt_every')
+
+def _run_options(o:dict) -> dict:
+    "The options a run is made from, out of `run_training`'s arguments `o`: every number checked, data and widths tidied."
+    check_options(**{k: o[k] for k in ('epochs', 'batch_size', 'lr', 'latent_dim', 'max_minutes', 'seed', 'holdout',
+                                       'limit', 'n_faces', 'kl_warmup_epochs', 'grad_clip', 'weight_decay', 'ckpt_every',
+                                       'image_size')})
+    data = o['data']
+    if data not in (None, 'generated') and Path(data).expanduser().exists():
+        data = str(Path(data).expanduser().resolve())
+    return dict({k: o[k] for k in _OPTIONS}, data=data, widths=_parse_widths(o['widths']))
+
 # %% ../nbs/05a_train_command.ipynb #db2fb706
 def _check_out(out:Path, force:bool):
     "Refuse a non-empty folder that is not a facevae run, unless `force` (read-only: called before any write)."
@@ -169,7 +183,32 @@ def _init_distributed(device):
     torch.distributed.init_process_group('nccl' if cuda else 'gloo')
     return rank, ws, local, True
 
-# %% ../nbs/05a_train_command.ipynb #d1e5cc56
+# %% ../nbs/05a_train_command.ipynb #68d02bd8
+def _train(out:Path, opts:dict, resume:bool, rebuild:bool, quiet:bool, dev, rank:int, ws:int, say):
+    "The run in the locked folder `out`: model, recipe and data, config.json, `fit`, then the refitted prior."
+    model, cfg, spec = _model_and_recipe(out, resume, opts, say)
+    if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be "
+                                               f"divisible by the {ws} processes")
+    if rank == 0: claim(out, *_RUN_FILES)
+    cache = _open_data(spec, rebuild, rank, ws)
+    tr, va, train_dl, valid_dl = _loaders(cache, cfg, spec, dev, rank, ws)
+    if rank == 0:
+        _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws, dev)
+        say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x "
+            f"{cfg.epochs} epochs{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
+    fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
+    if rank == 0 and (out/'model.safetensors').exists(): _refit_prior(out, cache, tr, valid_dl, dev, say)
+
+# %% ../nbs/05a_train_command.ipynb #f14cbe6a
+def _refit_prior(out:Path, cache, tr, valid_dl, dev, say):
+    "Refit the run's prior to its training faces `tr` and say what that did to the validation bound."
+    pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
+                                       drop_last=False), valid_dl)
+    if pr['fitted']:
+        say(f"prior refitted to {pr['n_images']} training faces: validation "
+            f"{pr['standard']['nelbo_bpd']:.3f} -> {pr['fitted']['nelbo_bpd']:.3f} bits/dim")
+
+# %% ../nbs/05a_train_command.ipynb #e3154628
 def run_training(data:str|None=None, # 'generated' (built-in procedural faces), a CelebA folder (official, torchvision or Kaggle layout, or the Hub's parquet shards) or 'hf:flwrlabs/celeba'; a new run's default: generated
                  out:str='runs/run', # run folder: config, checkpoints, metrics, figures, model.safetensors
                  preset:str|None=None, # model and recipe: 'default' or 'seed' (the classic CelebA VAE); a new run's default: default
@@ -198,43 +237,16 @@ def run_training(data:str|None=None, # 'generated' (built-in procedural faces), 
                 ) -> Path:
     "Train a VAE on faces and write a run folder; returns its path. Works under `torchrun` (DDP)."
     # long only in its signature: each parameter is a documented command-line option of `facevae train`
-    check_options(epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim, max_minutes=max_minutes,
-                  seed=seed, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
-                  grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every, image_size=image_size)
-    if data not in (None, 'generated') and Path(data).expanduser().exists():
-        data = str(Path(data).expanduser().resolve())
-    opts = dict(data=data, preset=preset, image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
-                latent_dim=latent_dim, widths=_parse_widths(widths), max_minutes=max_minutes, seed=seed, amp=amp,
-                compile=compile, holdout=holdout, limit=limit, n_faces=n_faces, kl_warmup_epochs=kl_warmup_epochs,
-                grad_clip=grad_clip, weight_decay=weight_decay, ckpt_every=ckpt_every)
+    opts = _run_options(locals())                                    # checked before anything is written
     rank, ws, local, started = _init_distributed(device)
     say = (lambda msg: None) if quiet or in_test() or rank else print
     try:
         ddp_gpu = ws > 1 and torch.cuda.is_available() and device in (None, 'cuda')   # each process its own GPU
         dev = torch.device('cuda', local) if ddp_gpu else get_device(device)
         out = Path(out).expanduser()
-        # read-only checks before anything is written
-        if rank == 0: check_writable(out, folder=True); _check_out(out, force)
-        with (open_run(out) if rank == 0 else contextlib.nullcontext()):  # one training per folder (rank 0 writes)
-            model, cfg, spec = _model_and_recipe(out, resume, opts, say)
-            if cfg.batch_size % ws: raise FaceVAEError(f"batch_size={cfg.batch_size} must be "
-                                                       f"divisible by the {ws} processes")
-            # refuses now, not after training, a file that is not ours
-            if rank == 0: claim(out, *_RUN_FILES)
-            cache = _open_data(spec, rebuild_cache, rank, ws)
-            tr, va, train_dl, valid_dl = _loaders(cache, cfg, spec, dev, rank, ws)
-            if rank == 0:
-                _write_config(out, model, cfg, dict(spec, n_train=len(tr), n_valid=len(va), cache=str(cache.path)), ws,
-                              dev)
-                say(f"training {model.config.preset} on {len(tr)} faces ({len(train_dl)} steps/epoch x "
-                    f"{cfg.epochs} epochs{f', {ws} processes' if ws > 1 else ''}) on {dev}; run folder {out}")
-            fit(model, train_dl, valid_dl, cfg, out=out, resume=resume, device=dev, quiet=quiet or in_test())
-            if rank == 0 and (out/'model.safetensors').exists():
-                pr = fit_run_prior(out, FaceLoader(cache, tr, batch_size=256, shuffle=False, flip=False, device=dev,
-                                                   drop_last=False), valid_dl)
-                if pr['fitted']:
-                    say(f"prior refitted to {pr['n_images']} training faces: validation "
-                        f"{pr['standard']['nelbo_bpd']:.3f} -> {pr['fitted']['nelbo_bpd']:.3f} bits/dim")
+        if rank == 0: check_writable(out, folder=True); _check_out(out, force)    # read-only checks before any write
+        with (open_run(out) if rank == 0 else contextlib.nullcontext()):          # one training per folder (rank 0 writes)
+            _train(out, opts, resume, rebuild_cache, quiet, dev, rank, ws, say)
         return out
     finally:
         if started: torch.distributed.destroy_process_group()
