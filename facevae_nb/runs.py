@@ -48,6 +48,7 @@ def claim(run:str|Path, # the run folder
                                "files it did not write: move it away, or use another --out")
     if new: _write_manifest(run, own | set(new))
 
+# %% ../nbs/04b_runs.ipynb #359bfe38
 def remove_own(run:str|Path, # the run folder
                *names:str # files to delete, relative to `run`
               ) -> list:
@@ -101,6 +102,7 @@ def _take_over(lock, info):
         with contextlib.suppress(OSError): os.link(aside, lock)
     aside.unlink(missing_ok=True)
 
+# %% ../nbs/04b_runs.ipynb #1c34a5da
 def _take_lock(lock:Path) -> dict:
     me = dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'), boot=_boot_id(),
               proc_start=(_proc(os.getpid()) or (None, None))[1])
@@ -169,6 +171,7 @@ def _adopt(run):
             own |= {f"checkpoints/{ptr.get(k)}" for k in ('weights', 'state')} & have
     _write_manifest(run, own)
 
+# %% ../nbs/04b_runs.ipynb #3925ea5d
 def _half_safetensors(f:Path) -> bool:
     "Whether `f` is empty or starts like a safetensors file (8-byte header length, then '{'): a killed write's."
     with open(f, 'rb') as h: head = h.read(9)
@@ -188,6 +191,7 @@ def clean_temporaries(run:str|Path # a run folder whose lock this process holds
         print(f"note: removed {len(gone)} temporary file(s) left in {run} by an interrupted write", file=sys.stderr)
     return gone
 
+# %% ../nbs/04b_runs.ipynb #33b19921
 @contextlib.contextmanager
 def open_run(run:str|Path # the run folder (created if needed)
             ):
