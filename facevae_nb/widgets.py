@@ -131,13 +131,12 @@ def simulate_upload(upload:W.FileUpload, # the widget
     else: upload.value = (dict(meta, content=memoryview(bytes(data)),
                                last_modified=datetime.datetime.now(datetime.timezone.utc)),)
 
-# %% ../nbs/09_widgets.ipynb #3ca8304e
+# %% ../nbs/09_widgets.ipynb #143e7690
 def _image_box(title, size):
     "An `ipywidgets.Image` under a bold title; returns (image, box)."
     img = W.Image(format='png', width=size, height=size)
     return img, W.VBox([W.HTML(f'<b>{title}</b>'), img], layout=W.Layout(align_items='center'))
 
-# %% ../nbs/09_widgets.ipynb #143e7690
 class _Explorer:
     "Displays as its `.widget` (with a plain-text line for places that cannot run widgets); decodes on one CPU thread."
     def _repr_mimebundle_(self, **kwargs):
