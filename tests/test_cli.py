@@ -110,8 +110,8 @@ def test_full_disk_is_one_line_naming_the_file(tiny_run, tmp_path, capsys, monke
         _one_error(code, lines, 'train', 'No space left on device', str(tmp_path/'run'))
         assert not list((tmp_path/'run').rglob('.*.tmp'))                       # no temporaries left behind
     # the attribute-vector cache on a full disk: the edit is written, one warning line says the vectors were not kept
-    import facevae_nb.arithmetic as arithmetic
-    monkeypatch.undo(); monkeypatch.setattr(arithmetic, 'save_file', full_st)          # only the cache's disk is full
+    import facevae_nb.vector_cache as vector_cache
+    monkeypatch.undo(); monkeypatch.setattr(vector_cache, 'save_file', full_st)        # only the cache's disk is full
     code, lines = _main(capsys, 'edit', '--run', str(tiny_run), '--index', '0', '--attr', 'Smiling=1', '--out', str(tmp_path/'e.png'))
     assert code == 0 and (tmp_path/'e.png').is_file(), lines
     assert lines == [f"facevae edit: warning: could not keep the attribute vectors in {tiny_run/'attr_vectors.safetensors'} "
