@@ -61,14 +61,17 @@ class TrainConfig:
     nan_backoff:float=0.5 # the LR is multiplied by this after every non-finite step
     n_samples:int=64 # prior samples in each epoch's sample grid
     log_every:int=10 # steps between loss records (progress bar, loss curve)
-    def __post_init__(self):
-        check_options(**asdict(self))                  # the project's one table of rules (core.OPTION_RULES)
-        for k in ('epochs', 'batch_size', 'ckpt_every', 'seed', 'nan_patience', 'n_samples', 'log_every'):
-            setattr(self, k, int(getattr(self, k)))
-        if self.optimizer not in ('adam', 'adamw'):
-            raise FaceVAEError(f"optimizer={self.optimizer!r}: use 'adam' or 'adamw'")
-        if self.schedule not in ('cosine', 'constant'):
-            raise FaceVAEError(f"schedule={self.schedule!r}: use 'cosine' or 'constant'")
+    def __post_init__(self): _check_recipe(self)        # below
+
+# %% ../nbs/05_train.ipynb #a1f3025c
+def _check_recipe(c):
+    "Check every value of the recipe `c` (a `FaceVAEError` naming a bad one), and make its counts whole numbers."
+    check_options(**asdict(c))                        # the project's one table of rules (core.OPTION_RULES)
+    for k in ('epochs', 'batch_size', 'ckpt_every', 'seed', 'nan_patience', 'n_samples', 'log_every'):
+        setattr(c, k, int(getattr(c, k)))
+    if c.optimizer not in ('adam', 'adamw'): raise FaceVAEError(f"optimizer={c.optimizer!r}: use 'adam' or 'adamw'")
+    if c.schedule not in ('cosine', 'constant'):
+        raise FaceVAEError(f"schedule={c.schedule!r}: use 'cosine' or 'constant'")
 
 # %% ../nbs/05_train.ipynb #006f0e93
 def train_config(preset:str='default', # 'seed' or 'default': starts from this preset's recipe (`preset_train_defaults`)
@@ -117,6 +120,16 @@ def kl_weight_at(step:int, # optimizer steps done so far
 # %% ../nbs/05_train.ipynb #cfc73b2b
 def _images(batch): return batch[0] if isinstance(batch, (tuple, list)) else batch
 
+def _batch_sums(m, x, eps, adt):
+    "Summed squared errors of decode(mu) and of decode(sampled z) over the batch `x`, and its summed KL (3 values)."
+    with autocast_to(m.device, adt):
+        mu, logvar = m.encode(x)
+        mu, logvar = mu.float(), logvar.float()
+        xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
+    return torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(),
+                        kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()])
+
+# %% ../nbs/05_train.ipynb #a642e1fc
 def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
              loader, # batches of images in [0,1] (a `FaceLoader` or any iterable)
              max_batches:int|None=None, # stop after this many batches
@@ -134,13 +147,7 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
             if max_batches is not None and i >= max_batches: break
             x = _images(b).to(dev).float(); D = x[0].numel()
             eps = torch.randn(len(x), m.latent_dim, generator=g).to(dev)
-            with autocast_to(dev, adt):
-                mu, logvar = m.encode(x)
-                mu, logvar = mu.float(), logvar.float()
-                xr, xz = m.decode(mu).float(), m.decode(mu + eps*torch.exp(0.5*logvar)).float()
-            tot += torch.stack([(xr - x).pow(2).sum(), (xz - x).pow(2).sum(),
-                                kl_to_prior(mu, logvar, m.prior_loc, m.prior_tril).sum()]).to(acc)
-            n += len(x)
+            tot += _batch_sums(m, x, eps, adt).to(acc); n += len(x)
     if n == 0: raise FaceVAEError("evaluate: the validation loader yielded no images; check the split / holdout size")
     se_mu, se_z, kl = tot.tolist()
     mse = se_mu / (n*D)
@@ -150,6 +157,16 @@ def evaluate(model:nn.Module, # the VAE (wrappers are unwrapped)
 # %% ../nbs/05_train.ipynb #3cd1d4e5
 def _dist(): return torch.distributed.is_available() and torch.distributed.is_initialized()
 
+def _verdict(L:dict, gn:torch.Tensor, scaler) -> list:
+    "[1 if the update must be skipped else 0, loss, recon, kl, mse, grad norm] as floats, the same on every DDP rank."
+    # fp16: the scaler skips inf grads itself
+    ok = torch.isfinite(L['loss']) & (torch.isfinite(gn) | scaler.is_enabled())
+    vals = torch.stack([(~ok).float(), L['loss'].detach(), L['recon'], L['kl'], L['mse'], gn.float()])
+    if _dist():                                        # any rank bad -> all skip; log the mean over ranks
+        torch.distributed.all_reduce(vals); vals[1:] /= torch.distributed.get_world_size()
+    return vals.tolist()                               # the one sync per step
+
+# %% ../nbs/05_train.ipynb #3ed8f6cd
 def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile-wrapped)
                x:torch.Tensor, # a batch of images in [0,1]
                opt:torch.optim.Optimizer, # the optimizer
@@ -167,12 +184,7 @@ def train_step(model:nn.Module, # the model as trained (possibly DDP- or compile
     scaler.scale(L['loss']).backward()
     scaler.unscale_(opt)
     gn = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float('inf'))
-    # fp16: the scaler skips inf grads itself
-    ok = torch.isfinite(L['loss']) & (torch.isfinite(gn) | scaler.is_enabled())
-    vals = torch.stack([(~ok).float(), L['loss'].detach(), L['recon'], L['kl'], L['mse'], gn.float()])
-    if _dist():                                        # any rank bad -> all skip; log the mean over ranks
-        torch.distributed.all_reduce(vals); vals[1:] /= torch.distributed.get_world_size()
-    vals = vals.tolist()                               # the one sync per step
+    vals = _verdict(L, gn, scaler)
     ok = vals[0] == 0
     if ok: scaler.step(opt); scaler.update()
     # fp16: halve the scale, and reset unscale_'s state
@@ -360,6 +372,14 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
         for k in _SUMS: s.epoch_sums[k] += n if k == 'n' else L[k]*n       # per-image sums over the epoch so far
         s.log_sums = [s.log_sums[0] + L['loss'], s.log_sums[1] + 1]
         return L
+    self._skipped(L)
+    return L
+
+# %% ../nbs/05_train.ipynb #af9497ff
+@patch
+def _skipped(self:Trainer, L:dict):
+    "Book a skipped (non-finite) step: lower the LR scale; raise `FaceVAEError` after `nan_patience` in a row."
+    s, cfg = self.state, self.cfg
     s.skipped += 1; s.bad_run += 1; s.lr_scale *= cfg.nan_backoff
     if self.main: print(f"step {s.step}: non-finite loss ({L['loss']}) or gradient; update skipped, "
                         f"LR scale now {s.lr_scale:.3g}", file=sys.stderr)
@@ -371,7 +391,24 @@ def step(self:Trainer, x:torch.Tensor, # a batch of images
                            f"steps in a row (epoch {s.epoch+1}, batch {s.batch}, step "
                            f"{s.step}) even after lowering the LR to {self.lr:.3g}. {where}check "
                            "the data for corrupt images, try a lower --lr or --no-amp, then --resume.")
-    return L
+
+# %% ../nbs/05_train.ipynb #0e5edb47
+@patch
+def _time_left(self:Trainer, step0:int, t0:float) -> tuple:
+    "(progress by time, stop now?) under the time budget; `step0`, `t0`: the step and training seconds this session began at."
+    s = self.state
+    t, dt = self.elapsed()
+    # seconds per step: the recent compute time, or the average wall time of this session's steps when that is
+    # larger (it includes the loader and each epoch's validation, figures and checkpoint)
+    if dt and s.step > step0: dt = max(dt, (t - t0)/(s.step - step0))
+    return time_progress(s.step, t, dt, self.budget) if self.budget else (0.0, False)
+
+@patch
+def _log(self:Trainer, L:dict, pbar):
+    "Record the mean training loss since the last record (for the loss curve) and show it with the LR on `pbar`."
+    s = self.state
+    if s.log_sums[1]: s.losses = s.losses + [[s.step, s.log_sums[0] / s.log_sums[1]]]
+    pbar.set_postfix(loss=f"{L['loss']:.4g}", lr=f'{self.lr:.2e}', refresh=False); s.log_sums = [0.0, 0]
 
 # %% ../nbs/05_train.ipynb #06d0f8e0
 @patch
@@ -396,18 +433,12 @@ def run(self:Trainer) -> dict:
     try:
         while s.epoch < cfg.epochs and stopped == 'done':
             for b in (self.train_dl.iter_from(s.epoch, s.batch) if s.batch < spe else []):
-                t, dt = self.elapsed(); ts = self.clock()
-                # seconds per step: the recent compute time, or the average wall time of this session's steps when that is
-                # larger (it includes the loader and each epoch's validation, figures and checkpoint)
-                if dt and s.step > step0: dt = max(dt, (t - t0)/(s.step - step0))
-                pt, stop = time_progress(s.step, t, dt, self.budget) if self.budget else (0.0, False)
+                pt, stop = self._time_left(step0, t0); ts = self.clock()
                 if stop: stopped, s.time_stop = 'time', self.budget; break
                 L = self.step(_images(b), max((s.step + 1) / self.total_steps, pt))
                 d = self.clock() - ts                   # seconds per step for the budget (not the 1st: warm-up)
                 s.sec_per_step = 0.0 if s.step == 1 else d if s.sec_per_step == 0 else 0.8*s.sec_per_step + 0.2*d
-                if s.step % cfg.log_every == 0 or s.batch == spe:
-                    if s.log_sums[1]: s.losses = s.losses + [[s.step, s.log_sums[0] / s.log_sums[1]]]
-                    pbar.set_postfix(loss=f"{L['loss']:.4g}", lr=f'{self.lr:.2e}', refresh=False); s.log_sums = [0.0, 0]
+                if s.step % cfg.log_every == 0 or s.batch == spe: self._log(L, pbar)
                 pbar.update(1)
                 if cfg.ckpt_every and s.step % cfg.ckpt_every == 0 and s.batch < spe and not s.bad_run:
                     self.checkpoint()
