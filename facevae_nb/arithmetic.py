@@ -9,7 +9,7 @@ import math
 # %% auto #0
 __all__ = ['METHODS', 'mean_difference', 'balance_weights', 'ridge_directions', 'project_out', 'attr_scores', 'calibrate',
            'face_amounts', 'AttrVectors', 'attr_names', 'check_method', 'project_kept', 'vectors_from_codes',
-           'attribute_vectors', 'attribute_vector', 'parse_attrs', 'edit_codes', 'edit_faces']
+           'attribute_vectors', 'parse_attrs', 'edit_codes', 'edit_faces']
 
 # %% ../nbs/08_arithmetic.ipynb #7943db64
 import torch
@@ -276,19 +276,6 @@ def attribute_vectors(run_or_model, # a run folder, a .safetensors model file, o
     check_method(method, balanced); attr_names(keep); attr_names(names)          # typos fail before the slow part
     enc = encode_split(run_or_model, faces, split, max_images)                  # the one way to encode a split
     return vectors_from_codes(enc.mu, enc.attrs, method, balanced, keep, names)
-
-def attribute_vector(run_or_model, # a run folder, a .safetensors model file, or a model
-                     faces, # the faces to use (None for a run: the faces it was trained on)
-                     name:str, # the attribute, e.g. 'Smiling' (any case)
-                     split:str='train', # which split's codes to average
-                     method:str='per-face', # 'per-face', 'mean' or 'regression'
-                     balanced:bool=False, # with 'mean': balance the groups
-                     keep=(), # attributes to keep fixed
-                     max_images:int|None=None # at most this many faces of the split
-                    ) -> torch.Tensor:
-    "The vector (D,) of one attribute, on the one weight scale (for 'mean': mean code with it minus mean code without it)."
-    name = attr_names([name])[0]
-    return attribute_vectors(run_or_model, faces, split, method, balanced, keep, max_images, names=[name])[name]
 
 # %% ../nbs/08_arithmetic.ipynb #391e2c7c
 def _weight(w:str, name:str) -> float:
