@@ -67,7 +67,8 @@ def variant_vectors(run, model, faces, names, which, seed=0, codes=None):
     from facevae_nb.vector_cache import run_vectors
     from facevae_nb.measure import label_correlation
     from facevae_nb.data import CELEBA_ATTRS, attr_index
-    z, A = (lambda e: (e.mu, e.attrs))(encode_split(model, faces, 'train', run=run)) if codes is None else codes   # the training codes and labels
+    if codes is None: enc = encode_split(model, faces, 'train', run=run); codes = enc.mu, enc.attrs
+    z, A = codes                                                       # the training codes and labels
     out, g = {}, torch.Generator().manual_seed(seed)
     mean = run_vectors(run, 'mean', model=model)
     for w in which:
@@ -99,27 +100,16 @@ def _label_net(d, linear=False):
     if linear: return nn.Linear(d, 40)
     return nn.Sequential(nn.Linear(d, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 40))
 
-def _mean_at(rows, key, target=0.8):
-    "The mean of `key` over the attributes, interpolated (as `success_point` does for drift) to mean success `target`."
-    import numpy as np
-    ws = sorted({r['weight'] for r in rows})
-    s = [(np.mean([r['success'] for r in rows if r['weight'] == w]), np.mean([r[key] for r in rows if r['weight'] == w])) for w in ws]
-    for (sa, ka), (sb, kb) in zip(s, s[1:]):
-        if sb >= target:
-            f = 0. if sb == sa else min(max((target - sa)/(sb - sa), 0.), 1.)
-            return ka + f*(kb - ka)
-    return float('nan')
-
 def moves_markdown(reports, target=0.8):
     "One row per method: first weight with mean success >= target, and drifts, weight and mean move lengths at exactly target."
     import math as _m
-    from facevae_nb.measure import success_point
+    from facevae_nb.measure import success_point, summarize_report
     L = [f'| method | first w with success ≥ {target:.2f} | success there | drift uncorr. / all 39 there | at exactly {target:.2f}: '
          'drift uncorr. / all | w there | mean move, Euclidean / Mahalanobis | faces moved |', '|---|---|---|---|---|---|---|---|']
     for lab, rows in reports.items():
-        p = success_point(rows, target)
+        p = success_point(summarize_report(rows, ('success', 'drift', 'drift_all', 'move', 'move_mahal', 'moved')), target)
         if _m.isnan(p['weight']): L.append(f"| {lab} | not reached (best {p['success']:.3f}) | | | | | | |"); continue
-        mv = [_mean_at(rows, k, target) for k in ('move', 'move_mahal', 'moved')]
+        mv = [p[f'{k}_at'] for k in ('move', 'move_mahal', 'moved')]   # the mean move lengths, interpolated as the drifts
         L.append(f"| {lab} | {p['weight']:g} | {p['success']:.3f} | {p['drift']:.3f} / {p['drift_all']:.3f} | "
                  f"**{p['drift_at']:.3f}** / {p['drift_all_at']:.3f} | {p['weight_at']:.2f} | {mv[0]:.2f} / {mv[1]:.2f} | {mv[2]:.2f} |")
     return '\n'.join(L)
@@ -130,7 +120,7 @@ def measure_run(run, clf, a):
     from facevae_nb.generate import encode_images
     from facevae_nb.data import attr_index
     from facevae_nb.measure import (TARGETS, label_correlation, edit_report, predict_attrs, attr_accuracy, report_markdown,
-                                    plot_success_drift, success_point)
+                                    plot_success_drift, success_point, faces_lacking)
     from facevae_nb.core import save_fig
     run = Path(run); model, n_cond = load_variant(run); faces = run_faces(run)
     tr, va = run_split(run, faces, 'train'), run_split(run, faces, 'valid')
@@ -166,7 +156,7 @@ def measure_run(run, clf, a):
         t1 = time.time()
         reports[lab] = edit_report(model, clf, faces, va, v, names, a.weights, corr=corr, max_faces=a.max_faces, codes=z)
         for r in reports[lab]:   # the latent move of each face, z' - z (per-face amounts differ from face to face)
-            sel = (~faces.attrs[va, attr_index(r['attr'])]).nonzero().squeeze(1)[:a.max_faces]
+            sel = faces_lacking(faces, va, r['attr'], a.max_faces)   # the faces edit_report edited
             d = (add_vectors(z[sel], {r['attr']: r['weight']}, v) - z[sel]).double() if not n_cond else vector_for(v, r['attr']).double()[None]*r['weight']
             r.update(move=float(d.norm(dim=1).mean()), moved=float((d.norm(dim=1) > 0).float().mean()),
                      move_mahal=float(((d @ P)*d).sum(1).sqrt().mean()) if d.shape[1] == len(P) else float('nan'))
@@ -211,7 +201,11 @@ def _cond_vae(config, n_cond):
 def _signs(attrs): return attrs.float()*2 - 1
 
 def train_variant(a):
-    "Train a prototype variant with a plain loop of the default recipe (Adam 1e-3, cosine, bf16 autocast, flips) for --vae-epochs."
+    """Train a prototype variant for --vae-epochs with the default recipe (Adam 1e-3, cosine, bf16 autocast, flips).
+
+    Its own loop, not the library's `Trainer`, because the point is a different loop: the decoder reads the labels, an
+    adversary or a correlation penalty joins the loss. 'default' is the same loop without them, their control; a plain
+    model is trained with `facevae train` (`train_command.run_training`)."""
     import math as _m
     from dataclasses import asdict
     from facevae_nb.core import seed_everything, amp_dtype, atomic_write_text

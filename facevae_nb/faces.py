@@ -86,7 +86,7 @@ def _face_params(attrs, generator):
     p['skin'] = torch.where(p['pale_skin'].view(B, 1) > 0, _SKIN_PALE*(1 + p['tone2']), skin)
     return p
 
-# %% ../nbs/02_faces.ipynb #bf7ef3b5
+# %% ../nbs/02_faces.ipynb #1233c821
 def _rgb(B, *c): return torch.tensor([c], dtype=torch.float32).expand(B, 3)
 
 def _layout(p):
@@ -101,6 +101,7 @@ def _background(p):
     return torch.lerp(p['bg1'][:, :, None, None], p['bg2'][:, :, None, None], g).expand(len(p['s']),
                                                                                         3, H, W).contiguous()
 
+# %% ../nbs/02_faces.ipynb #2b42785a
 def _body(img, p, L):
     "Long hair (women) behind the head, then shirt and neck."
     cx, cy, frx, W = L['cx'], L['cy'], L['frx'], FACE_SIZE[1]
@@ -111,6 +112,7 @@ def _body(img, p, L):
     win = (70, FACE_SIZE[0], 20, 69); X, Y = _grid(win)
     _over(img, win, _ell(X, Y, cx, cy + 27, frx*.5, 16), p['skin']*.85)
 
+# %% ../nbs/02_faces.ipynb #981e327e
 def _head(img, p, L):
     "Hair cap, ears and the face (shaded darker towards its edge), a beard for half the men, rosy cheeks."
     s, cx, cy, frx, fry = L['s'], L['cx'], L['cy'], L['frx'], L['fry']
@@ -130,6 +132,7 @@ def _head(img, p, L):
                                               _ell(X, Y, cx + 11*s, cy + 8*s, 4*s, 3*s, 3))
     _over(img, win, rosy, _rgb(len(s), .95, .35, .40))
 
+# %% ../nbs/02_faces.ipynb #182506b1
 def _eyes(img, p, L):
     "Eyes (white, iris, pupil; narrow ones are flatter) and the brows above them (bushy ones are thicker)."
     s, cx, ey, eye_dx, B = L['s'], L['cx'], L['ey'], L['eye_dx'], len(L['s'])
@@ -147,6 +150,7 @@ def _nose(img, p, L):
     s, win = L['s'], (62, 74, 34, 56); X, Y = _grid(win)
     _over(img, win, .35*_ell(X, Y, L['cx'], L['cy'] + 5*s, 2.6*s, 1.6*s), p['skin']*.6)
 
+# %% ../nbs/02_faces.ipynb #07918a3c
 def _mouth(img, p, L):
     "A line, or a smile: a wide open grin (teeth over a dark mouth, lips round it); open: a dark oval (a taller grin)"
     s, cx, smile, B = L['s'], L['cx'], p['smiling'], len(L['s'])
@@ -169,6 +173,7 @@ def _mouth(img, p, L):
     teeth = inner*(top + 2.6*s - Y).clamp(0, 1)
     _over(img, win, smile*teeth, _rgb(B, .97, .97, .94))
 
+# %% ../nbs/02_faces.ipynb #223150ed
 def _glasses(img, p, L):
     "Glasses: tinted lenses, two thick rims and a bridge."
     s, cx, ey, eye_dx, glasses = L['s'], L['cx'], L['ey'], L['eye_dx'], p['eyeglasses']
@@ -182,6 +187,7 @@ def _glasses(img, p, L):
     bridge = _ell(X, Y, cx, ey - 1, eye_dx - 5*s, 1.2*s, .6)
     _over(img, win, glasses*torch.maximum(torch.maximum(rims[0], rims[1]), bridge), p['frame'])
 
+# %% ../nbs/02_faces.ipynb #4bac6784
 def _bangs_and_hat(img, p, L):
     "Bangs: a fringe over the forehead down to the brows; then a hat: a crown and a brim."
     s, cx, cy, frx = L['s'], L['cx'], L['cy'], L['frx']
@@ -192,6 +198,7 @@ def _bangs_and_hat(img, p, L):
     crown = _ell(X, Y, cx, cy - 30*s, frx + 5, 17*s)*((cy - 20*s - Y)/1.2).clamp(0, 1)
     _over(img, win, p['wearing_hat']*torch.maximum(crown, _ell(X, Y, cx, cy - 21*s, frx + 12, 3.5*s)), p['hatc'])
 
+# %% ../nbs/02_faces.ipynb #08bdd5ea
 _LAYERS = (_body, _head, _eyes, _nose, _mouth, _glasses, _bangs_and_hat)   # back to front
 
 def _draw(p):

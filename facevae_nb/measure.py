@@ -298,31 +298,30 @@ def edit_report(model, # a trained VAE
     return rows
 
 # %% ../nbs/10_measure.ipynb #ca0bb1eb
-def summarize_report(rows:list # from `edit_report`
+def summarize_report(rows:list, # from `edit_report`
+                     keys=('success', 'success0', 'drift', 'drift_all') # the numbers to average (rows may carry more)
                     ) -> list:
     "The means over the attributes at each weight: one dict(weight, success, success0, drift, drift_all) per weight."
     out = []
     for w in sorted({r['weight'] for r in rows}):
         rs = [r for r in rows if r['weight'] == w]
-        out.append(dict(weight=w, **{k: float(np.mean([r[k] for r in rs]))
-                                    for k in ('success', 'success0', 'drift', 'drift_all')}))
+        out.append(dict(weight=w, **{k: float(np.mean([r[k] for r in rs])) for k in keys}))
     return out
 
 def success_point(rows:list, # from `edit_report` (or already summarised)
                   target:float=0.8 # the mean success to reach
                  ) -> dict:
-    "Where mean success first reaches `target`: that weight, its drifts, and drifts interpolated to `target` exactly"
+    "Where mean success first reaches `target`: that weight and its drifts, and every mean interpolated to `target` (`*_at`)."
     s = rows if 'attr' not in rows[0] else summarize_report(rows)
     for a, b in zip(s, s[1:]):
         if b['success'] >= target:
             gap = b['success'] - a['success']
             f = 0. if gap == 0 else min(max((target - a['success'])/gap, 0.), 1.)
-            lerp = lambda k: a[k] + f*(b[k] - a[k])
             return dict(weight=b['weight'], success=b['success'], drift=b['drift'], drift_all=b['drift_all'],
-                        weight_at=lerp('weight'), drift_at=lerp('drift'), drift_all_at=lerp('drift_all'))
+                        **{f'{k}_at': a[k] + f*(b[k] - a[k]) for k in b if k not in ('success', 'success0')})
     nan = float('nan')
-    return dict(weight=nan, success=max(r['success'] for r in s), drift=nan, drift_all=nan, weight_at=nan,
-                drift_at=nan, drift_all_at=nan)
+    return dict(weight=nan, success=max(r['success'] for r in s), drift=nan, drift_all=nan,
+                **{f'{k}_at': nan for k in s[0] if k not in ('success', 'success0')})
 
 # %% ../nbs/10_measure.ipynb #afd12d37
 def plot_success_drift(reports:dict, # {label: rows from `edit_report`}, e.g. one per method

@@ -1,5 +1,5 @@
-"Process-level checks of the edit measurement: benchmarks/bench_edits.py end to end on a tiny generated run."
-import subprocess, sys
+"Process-level checks of the edit measurement: benchmarks/bench_edits.py and bench_photo_edits.py end to end on a tiny generated run."
+import json, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +26,14 @@ def test_bench_edits_end_to_end(tmp_path, one_thread):
     for s in ('| per-face (balanced; the default) |', '| mean |', '| regression |', '| random (same Mahalanobis length as mean) |',
               'per attribute (per-face (balanced; the default))', 'latent move at success 0.80'): assert s in out, out
     assert (tmp_path/'out'/'run_success_drift.png').stat().st_size > 1000
+    # the photo-preserving edits of the same run (its held-out files are the photos), rows from measure.edit_report
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_photo_edits.py'), str(run), '--classifier', str(tmp_path/'clf'),
+                        '--names', 'Smiling,Eyeglasses', '--weights', '1,2', '--max-faces', '8', '--out', str(tmp_path/'photo.json')],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path/'photo.json').read_text())['rows']
+    assert [(x['attr'], x['weight']) for x in rows['residual']] == [(a, w) for a in ('Smiling', 'Eyeglasses') for w in (0, 1, 2)]
+    assert all(x['drift'] == 0 for k in rows for x in rows[k] if x['weight'] == 0) and 'residual: photo + edit' in r.stdout
 
 
 def test_bench_edits_needs_classifier(tmp_path):
