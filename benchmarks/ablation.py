@@ -5,26 +5,28 @@ batch 128, linear warm-up then cosine decay, unless the variant's row says other
 and scored once with `train.evaluate`, the numbers a training run writes to metrics.csv: PSNR of decode(mu), mean KL
 and the calibrated negative ELBO in bits/dim (z sampled). No loop or metric of its own.
 
-  OMP_NUM_THREADS=1 nice -n 5 python benchmarks/ablation.py --variants seed,+calibrated,+silu-nonorm,default,gn
-                                                                  # the table in nbs/03_model.ipynb (108 steps each;
-                                                                  # one process per variant runs them side by side)
+  OMP_NUM_THREADS=1 nice -n 5 python benchmarks/ablation.py --epochs 2 --variants seed   # one row of the table in
+                                       # BENCHMARKS.md (108 steps); one process per variant, every name of VARIANTS
+  OMP_NUM_THREADS=1 nice -n 5 python benchmarks/ablation.py --epochs 8 --variants default  # the schedule, longer
+                                       # (432 steps; and the same with +silu-nonorm, the same model at a constant LR)
   nice -n 5 python benchmarks/ablation.py --variants seed,default --seed 1   # a second seed for the noise level
-  nice -n 5 python benchmarks/ablation.py --epochs 20 --variants +silu-nonorm,default   # the schedule, longer
-  nice -n 5 python benchmarks/ablation.py --speed                 # images/s of a training step, side by side
+  OMP_NUM_THREADS=1 python benchmarks/ablation.py --speed --rounds 2 --steps 4   # images/s of a training step,
+                                       # every variant side by side (run it on a quiet machine)
   python benchmarks/ablation.py --quick                           # a smoke run of both modes (seconds)
 
 Data: ../shared/data/celeba-sample (8,000 real CelebA faces, 64 px, the project's face cache); the last 1,000 by
 name are held out for validation (`--holdout 1000`, as the project's runs), the first 7,000 train. Variants train the
 same number of steps (not the same time), so the quality columns do not depend on other load on a shared machine.
 The speed mode times every variant's training step in alternating rounds in one process, so its numbers compare
-with each other (not with other runs), and prints the machine's CPU model beside them.
+with each other (not with other runs); every mode prints lscpu's model name, whether it has AVX2, AVX-512, bf16
+and AMX, and the precision, layout and threads the loop chose.
 """
 import argparse, platform, subprocess, time
 from pathlib import Path
 
 import torch
 
-from facevae_nb.core import FaceVAEError, seed_everything
+from facevae_nb.core import FaceVAEError, device_settings, seed_everything
 from facevae_nb.data import FaceLoader
 from facevae_nb.faces import open_faces
 from facevae_nb.model import make_vae
@@ -54,11 +56,16 @@ VARIANTS = {
 
 
 def machine() -> str:
-    "The CPU model line of `lscpu` (or the platform's processor name) and the cores torch uses."
-    try: name = next(l.split(':', 1)[1].strip() for l in subprocess.run(['lscpu'], capture_output=True, text=True)
-                     .stdout.splitlines() if l.startswith('Model name'))
-    except (OSError, StopIteration): name = platform.processor() or 'unknown CPU'
-    return f'{name}, {torch.get_num_threads()} threads, torch {torch.__version__}'
+    "lscpu's model name, which of its flags bear on speed (AVX2, AVX-512, bf16, AMX), and the loop's settings."
+    try: info = dict(l.split(':', 1) for l in subprocess.run(['lscpu'], capture_output=True, text=True)
+                     .stdout.splitlines() if ':' in l)
+    except OSError: info = {}
+    name = info.get('Model name', platform.processor() or 'unknown CPU').strip()
+    flags = set(info.get('Flags', '').split())
+    has = ', '.join(f"{f} {'yes' if f in flags else 'no'}" for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16',
+                                                                     'amx_tile'))
+    return (f"lscpu model name {name!r}; flags: {has}; the loop's settings: {device_settings('cpu')}; "
+            f"torch {torch.__version__}")
 
 
 def build(name, seed, **cfg_kw):
@@ -88,13 +95,15 @@ def speed(names, faces, steps=8, rounds=2, batch=128):
     "Images/s of `fit` over `steps` batches per variant, variants alternating over `rounds`; the best round is kept."
     dl = FaceLoader(faces, torch.arange(batch*steps) % len(faces), batch_size=batch, device='cpu')
     best = {}
-    for _ in range(rounds):
+    for r in range(rounds):
+        now = {}
         for n in names:
             m, cfg = build(n, 0, epochs=1, batch_size=batch)
             fit(m, FaceLoader(faces, dl.indices[:batch*2], batch_size=batch, device='cpu'), None, cfg, device='cpu',
                 quiet=True)                              # warm-up: first steps allocate
             t = time.perf_counter(); fit(m, dl, None, cfg, device='cpu', quiet=True)
-            best[n] = max(best.get(n, 0), batch*steps/(time.perf_counter() - t))
+            now[n] = batch*steps/(time.perf_counter() - t); best[n] = max(best.get(n, 0), now[n])
+        print(f'round {r + 1}: ' + ', '.join(f'{n} {v:,.0f}' for n, v in now.items()), flush=True)
     print(f'\nmachine: {machine()}\n\n| variant | images/s | relative to default |\n|---|---:|---:|')
     for n in names: print(f"| {n} | {best[n]:,.0f} | {best[n]/best.get('default', best[n]):.2f} |")
     return best
@@ -107,6 +116,8 @@ def main():
     ap.add_argument('--epochs', type=int, default=2, help='passes over the 7,000 training faces (54 steps each)')
     ap.add_argument('--variants', default='all', help="comma-separated names, or 'all'")
     ap.add_argument('--seed', type=int, default=0, help='seed for initialisation, batch order and flips')
+    ap.add_argument('--rounds', type=int, default=2, help='--speed: rounds over all variants (the best is kept)')
+    ap.add_argument('--steps', type=int, default=8, help='--speed: timed training steps per variant and round')
     a = ap.parse_args()
     names = list(VARIANTS) if a.variants == 'all' else a.variants.split(',')
     bad = [n for n in names if n not in VARIANTS]
@@ -117,7 +128,7 @@ def main():
         print(f'{SAMPLE} not used: generated faces (the numbers mean nothing)')
         faces = open_faces('generated', image_size=64, n=600); holdout = 100
     if a.speed or a.quick:
-        speed(names, faces, steps=1 if a.quick else 8, rounds=1 if a.quick else 2)
+        speed(names, faces, steps=1 if a.quick else a.steps, rounds=1 if a.quick else a.rounds)
         if a.speed: return
     tr, va = faces.indices('train', holdout), faces.indices('valid', holdout)
     print(f'\nmachine: {machine()}; {len(tr)} training faces, {len(va)} validation faces\n')
