@@ -127,6 +127,7 @@ def run_vectors(run:str|Path, # a run folder (or a .safetensors model file in it
     if missing: raise FaceVAEError(f"cannot keep {', '.join(missing)}: the run's faces have no vector for it")
     return project_kept(V, keep)
 
+# %% ../nbs/08a_vector_cache.ipynb #bdc27dd2
 def _write_vectors(run:Path, cache:Path, stored:dict, entries:dict, sha:str):
     "Write the cache atomically under the run's lock, after removing a killed write's temporaries; failing is a warning."
     why = None
