@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_widgets.ipynb #dd97ea7c
 from __future__ import annotations
-import io, html, time, random, datetime, tempfile
+import io, html, time, random, datetime, tempfile, contextlib
 from pathlib import Path
 
 # %% auto #0
@@ -151,6 +151,18 @@ class _Explorer:
     def _one_thread(self):
         "One torch thread for the one-image work of a move on the CPU (see the timings below for why)."
         return one_thread(model_device(self.model).type == 'cpu')
+    @contextlib.contextmanager
+    def _timed(self):
+        "A move's work on one thread (`_one_thread`), its seconds appended to `latency`."
+        t = time.perf_counter()
+        with self._one_thread(): yield
+        self.latency.append(time.perf_counter() - t)
+    @contextlib.contextmanager
+    def _quietly(self):
+        "Set several controls without a redraw for each (the caller redraws once, after)."
+        self._quiet = True
+        try: yield
+        finally: self._quiet = False
 
 # %% ../nbs/09_widgets.ipynb #b2816556
 class EditExplorer(_Explorer):
@@ -293,20 +305,16 @@ def set_weights(self:EditExplorer, attrs # attribute names (any case) to choose,
     missing = [a for a in w if a not in self.vectors]
     if missing: raise FaceVAEError(f"no vector for {', '.join(missing)} (the faces never or "
                                    f"always have it); choose from {', '.join(self.attrs.options)}")
-    self._quiet = True
-    try:
+    with self._quietly():
         self.attrs.value = tuple(a for a in self.attrs.options if a in w)
         for a, v in w.items(): self.weights[a].value = v
-    finally: self._quiet = False
     self.redraw()
 
 @patch
 def reset_weights(self:EditExplorer):
     "Set every weight to 0 (the `reset` button): the edit becomes the reconstruction."
-    self._quiet = True
-    try:
+    with self._quietly():
         for s in self.weights.values(): s.value = 0.
-    finally: self._quiet = False
     self.redraw()
 
 # %% ../nbs/09_widgets.ipynb #185a8dd1
@@ -319,15 +327,13 @@ def current_weights(self:EditExplorer) -> dict:
 def redraw(self:EditExplorer):
     "Decode the edited code and show it (no encoding: the face's code is cached)."
     if self._quiet: return
-    t = time.perf_counter()
-    with self._one_thread():
+    with self._timed():
         w = self.current_weights()
         self.xedit = edit_faces(self.model, self.z, w, self.vectors)[0]
         if self._photo_view():                # the photo + the change dec(z') - dec(z), in its face frame
             self.photo_edit = paste_residual(self.photo, self.xedit - self.xhat) if any(w.values()) else self.photo
             self.edited.value = to_png(self.photo_edit.float().div(255))
         else: self.edited.value = to_png(self.xedit)
-    self.latency.append(time.perf_counter() - t)
     w = ', '.join(f'{a} {v:+.1f}' for a, v in self.current_weights().items() if v) or 'no edit'
     self.status.value = html.escape(f'{self.label}: {w} ({1000*self.latency[-1]:.0f} ms)', quote=False)
 
@@ -447,9 +453,7 @@ def pick_random(self:MorphExplorer):
     "A random pair of different faces (the `random` button)."
     if len(self.index) < 2: self.status.value = 'there is only one face to choose from'; return
     i, j = self.rng.sample(range(len(self.index)), 2)
-    self._quiet = True
-    try: self.a.value, self.b.value = i, j
-    finally: self._quiet = False
+    with self._quietly(): self.a.value, self.b.value = i, j
     self.show_pair()
 
 # %% ../nbs/09_widgets.ipynb #d3a38065
@@ -463,11 +467,9 @@ def code(self:MorphExplorer, t:float|None=None # position on the path (default: 
 def redraw(self:MorphExplorer):
     "Decode the code at the slider's `t` and show it."
     if self._quiet: return
-    tm = time.perf_counter()
-    with self._one_thread():
+    with self._timed():
         self.xmorph = decode_codes(self.model, self.code()[None])[0]
         self.morph.value = to_png(self.xmorph)
-    self.latency.append(time.perf_counter() - tm)
     self.status.value = (f'faces {self.a.value} → {self.b.value}, {self.method.value} at t = {self.t.value:.2f} '
                          f'({1000*self.latency[-1]:.0f} ms)')
 
